@@ -1,0 +1,118 @@
+"""Solana transactions → swaps. Pure: no I/O, never raises on bad input.
+
+``parse_transaction`` takes a decoded JSON-RPC ``getTransaction`` result;
+``parse_update`` takes a Yellowstone ``SubscribeUpdate`` (message or bytes). Both
+build the same :class:`TxView` and run the same decoders, so they give identical swaps.
+A transaction that cannot be understood yields no swaps and a counted reason in
+:data:`STATS` (logged at debug level).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .decode import decode_view
+from .programs.pumpfun import TokenEvent
+from .swap import Swap
+from .txview import TxError, TxView
+
+log = logging.getLogger("pocketwatcher.parse")
+
+
+@dataclass
+class ParseStats:
+    transactions: int = 0
+    swaps: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.transactions = self.swaps = 0
+        self.reasons.clear()
+
+
+STATS = ParseStats()
+
+
+@dataclass(slots=True)
+class ParseResult:
+    swaps: list[Swap]
+    events: list[TokenEvent]
+    reason: str | None = None  # why nothing could be read, when that happened
+    view: TxView | None = None
+
+
+def _skip(reason: str, detail: str = "", sig: str = "") -> ParseResult:
+    STATS.reasons[reason] += 1
+    log.debug("no swaps from %s: %s %s", sig or "<unknown tx>", reason, detail)
+    return ParseResult([], [], reason)
+
+
+def parse_view(view: TxView) -> ParseResult:
+    STATS.transactions += 1
+    if view.failed:
+        STATS.reasons["failed_transaction"] += 1
+        return ParseResult([], [], "failed_transaction", view)
+    try:
+        swaps, events, notes = decode_view(view)
+    except Exception as e:  # noqa: BLE001 - a decoder bug must not stop the stream
+        return _skip("decoder_error", f"{type(e).__name__}: {e}", view.signature)
+    for n in notes:
+        STATS.reasons[n] += 1
+    STATS.swaps += len(swaps)
+    return ParseResult(swaps, events, None, view)
+
+
+def parse_transaction_full(tx: dict, *, alt_resolver=None) -> ParseResult:
+    from .rpc_view import view_from_rpc
+
+    try:
+        view = view_from_rpc(tx)
+        if alt_resolver is not None and view.lookups and view.num_static_keys == len(view.keys):
+            _resolve_lookups(view, alt_resolver)
+    except TxError as e:
+        STATS.transactions += 1
+        return _skip(e.reason, e.detail)
+    except Exception as e:  # noqa: BLE001
+        STATS.transactions += 1
+        return _skip("malformed", f"{type(e).__name__}: {e}")
+    return parse_view(view)
+
+
+def _resolve_lookups(view: TxView, resolver) -> None:
+    """Fill loaded addresses for a v0 transaction that arrived without them."""
+    try:
+        writable, readonly = resolver.resolve(view.lookups)
+    except Exception as e:  # noqa: BLE001
+        raise TxError("alt_unresolved", str(e)) from e
+    view.keys = view.keys + list(writable) + list(readonly)
+    view.num_loaded_writable = len(writable)
+
+
+def parse_transaction(tx: dict, *, alt_resolver=None) -> list[Swap]:
+    """Swaps of one decoded JSON-RPC transaction (the ``result`` object)."""
+    return parse_transaction_full(tx, alt_resolver=alt_resolver).swaps
+
+
+def parse_update_full(update) -> ParseResult:
+    from .grpc_view import view_from_update
+
+    try:
+        view = view_from_update(update)
+    except TxError as e:
+        STATS.transactions += 1
+        return _skip(e.reason, e.detail)
+    except Exception as e:  # noqa: BLE001
+        STATS.transactions += 1
+        return _skip("malformed", f"{type(e).__name__}: {e}")
+    return parse_view(view)
+
+
+def parse_update(update) -> list[Swap]:
+    """Swaps of a Yellowstone ``SubscribeUpdate`` (message or serialized bytes)."""
+    return parse_update_full(update).swaps
+
+
+__all__ = ["Swap", "TokenEvent", "TxError", "TxView", "ParseResult", "STATS", "parse_transaction",
+           "parse_transaction_full", "parse_update", "parse_update_full", "parse_view"]

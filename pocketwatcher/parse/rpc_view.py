@@ -1,0 +1,259 @@
+"""JSON-RPC ``getTransaction`` results (json, jsonParsed, base64; legacy and v0) → TxView.
+
+jsonParsed inputs carry transfers only in decoded form; they are re-encoded into the
+raw instruction bytes the program would have received, so every decoder sees one
+shape whatever the encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import based58
+
+from .txview import Ix, TokenBal, TxError, TxView
+
+TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+TOKEN22 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+SYSTEM = "11111111111111111111111111111111"
+
+_u64 = struct.Struct("<Q")
+
+
+def unwrap(obj) -> list[dict]:
+    """Yield bare ``getTransaction`` results from an envelope, a list, or a bare result."""
+    if isinstance(obj, list):
+        out: list[dict] = []
+        for item in obj:
+            out.extend(unwrap(item))
+        return out
+    if isinstance(obj, dict):
+        if "result" in obj and "transaction" not in obj:
+            res = obj["result"]
+            return [] if res is None else unwrap(res)
+        return [obj]
+    raise TxError("not_a_transaction", f"expected an object or a list, got {type(obj).__name__}")
+
+
+def _b58decode(s: str) -> bytes:
+    try:
+        return based58.b58decode(s.encode())
+    except Exception as e:  # noqa: BLE001 - library raises several types
+        raise TxError("bad_base58", repr(s[:20])) from e
+
+
+def _int(v, what: str) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError) as e:
+        raise TxError("bad_number", f"{what}={v!r}") from e
+
+
+def _parsed_to_raw(ix: dict, key_index) -> tuple[list[int], bytes] | None:
+    """Re-encode the jsonParsed forms that matter for swaps; None = keep as opaque."""
+    parsed = ix.get("parsed")
+    pid = ix.get("programId")
+    if not isinstance(parsed, dict):
+        return [], b""
+    typ = parsed.get("type")
+    info = parsed.get("info") or {}
+    if pid in (TOKEN, TOKEN22):
+        auth = info.get("authority") or info.get("multisigAuthority")
+        if typ == "transfer":
+            amt = _int(info.get("amount"), "amount")
+            return ([key_index(info["source"]), key_index(info["destination"]), key_index(auth)],
+                    b"\x03" + _u64.pack(amt))
+        if typ in ("transferChecked", "transferCheckedWithFee"):
+            ta = info.get("tokenAmount") or {}
+            amt = _int(ta.get("amount"), "tokenAmount.amount")
+            dec = _int(ta.get("decimals", 0), "decimals")
+            accs = [key_index(info["source"]), key_index(info["mint"]),
+                    key_index(info["destination"]), key_index(auth)]
+            if typ == "transferChecked":
+                return accs, b"\x0c" + _u64.pack(amt) + bytes([dec])
+            fee = _int((info.get("feeAmount") or {}).get("amount", 0), "feeAmount.amount")
+            return accs, b"\x1a\x01" + _u64.pack(amt) + bytes([dec]) + _u64.pack(fee)
+    elif pid == SYSTEM and typ == "transfer":
+        lam = _int(info.get("lamports"), "lamports")
+        return ([key_index(info["source"]), key_index(info["destination"])],
+                struct.pack("<IQ", 2, lam))
+    return [], b""
+
+
+def view_from_rpc(tx: dict) -> TxView:
+    if not isinstance(tx, dict):
+        raise TxError("not_a_transaction", f"expected an object, got {type(tx).__name__}")
+    meta = tx.get("meta")
+    raw_tx = tx.get("transaction")
+    if not isinstance(meta, dict) or raw_tx is None:
+        raise TxError("not_a_transaction", "missing transaction or meta")
+    try:
+        return _build(tx, meta, raw_tx)
+    except TxError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, struct.error) as e:
+        raise TxError("malformed", f"{type(e).__name__}: {e}") from e
+
+
+def _build(tx: dict, meta: dict, raw_tx) -> TxView:
+    lookups: list[tuple[str, bytes, bytes]] = []
+    if isinstance(raw_tx, list):  # ["<base64>", "base64"]
+        keys, sigs, header, blockhash, top, lookups, version = _from_wire(raw_tx)
+        loaded = meta.get("loadedAddresses") or {}
+        lw = list(loaded.get("writable") or [])
+        keys = keys + lw + list(loaded.get("readonly") or [])
+        header = header[:4] + (len(lw),)
+    else:
+        msg = raw_tx["message"]
+        sigs = list(raw_tx.get("signatures") or [])
+        blockhash = msg.get("recentBlockhash", "")
+        akeys = msg["accountKeys"]
+        if akeys and isinstance(akeys[0], dict):
+            keys = [k["pubkey"] for k in akeys]
+            n_signed = sum(1 for k in akeys if k.get("signer"))
+            static = [k for k in akeys if k.get("source", "transaction") == "transaction"]
+            n_ro_signed = sum(1 for k in static if k.get("signer") and not k.get("writable"))
+            n_ro_unsigned = sum(1 for k in static if not k.get("signer") and not k.get("writable"))
+            n_static = len(static)
+            n_lw = sum(1 for k in akeys if k.get("source") == "lookupTable" and k.get("writable"))
+            header = (n_signed, n_ro_signed, n_ro_unsigned, n_static, n_lw)
+        else:
+            keys = list(akeys)
+            h = msg.get("header") or {}
+            loaded = meta.get("loadedAddresses") or {}
+            lw = loaded.get("writable") or []
+            lr = loaded.get("readonly") or []
+            n_static = len(keys)
+            keys = keys + list(lw) + list(lr)
+            header = (h.get("numRequiredSignatures", 1), h.get("numReadonlySignedAccounts", 0),
+                      h.get("numReadonlyUnsignedAccounts", 0), n_static, len(lw))
+        for lk in msg.get("addressTableLookups") or []:
+            lookups.append((lk["accountKey"], bytes(lk.get("writableIndexes") or []),
+                            bytes(lk.get("readonlyIndexes") or [])))
+        version = tx.get("version")
+        if version is None:
+            version = 0 if "addressTableLookups" in msg else "legacy"
+        top = msg["instructions"]
+
+    nkeys = len(keys)
+    index_of: dict[str, int] | None = None
+
+    def key_index(k: str) -> int:
+        nonlocal index_of
+        if index_of is None:
+            index_of = {key: i for i, key in enumerate(keys)}
+        i = index_of.get(k)
+        if i is None:
+            raise TxError("unknown_account", f"{k} is not among the transaction's account keys")
+        return i
+
+    def convert(ix, outer: int, inner: int | None, default_height: int | None) -> Ix:
+        if isinstance(ix, Ix):
+            if not 0 <= ix.program < nkeys or any(not 0 <= a < nkeys for a in ix.accounts):
+                raise TxError("bad_index", f"instruction {outer}")
+            return ix
+        height = ix.get("stackHeight", default_height)
+        if height is None:
+            height = default_height
+        if "programIdIndex" in ix:
+            p = ix["programIdIndex"]
+            accs = ix["accounts"]
+            if isinstance(accs, str):  # some writers put base58 bytes here
+                accs = list(_b58decode(accs))
+            data = ix.get("data", "")
+            data = _b58decode(data) if isinstance(data, str) else bytes(data)
+            if not 0 <= p < nkeys or any(not 0 <= a < nkeys for a in accs):
+                raise TxError("bad_index", f"instruction {outer}" + (f".{inner}" if inner is not None else ""))
+            return Ix(p, list(accs), data, outer, inner, height)
+        pid = ix["programId"]
+        if "parsed" in ix:
+            accs, data = _parsed_to_raw(ix, key_index)
+        else:
+            accs = [key_index(a) for a in ix.get("accounts", [])]
+            data = _b58decode(ix.get("data", ""))
+        return Ix(key_index(pid), accs, data, outer, inner, height)
+
+    inner_by_outer: dict[int, list] = {}
+    for group in meta.get("innerInstructions") or []:
+        inner_by_outer[group["index"]] = group["instructions"]
+
+    ixs: list[Ix] = []
+    for i, ix in enumerate(top):
+        ixs.append(convert(ix, i, None, 1))
+        for j, sub in enumerate(inner_by_outer.get(i, ())):
+            ixs.append(convert(sub, i, j, None))
+
+    def balances(lst) -> dict[int, TokenBal]:
+        out: dict[int, TokenBal] = {}
+        for b in lst or ():
+            ui = b["uiTokenAmount"]
+            idx = b["accountIndex"]
+            if not 0 <= idx < nkeys:
+                raise TxError("bad_index", f"token balance accountIndex {idx}")
+            out[idx] = TokenBal(b["mint"], b.get("owner") or None, int(ui["amount"]),
+                                int(ui.get("decimals", 0)), b.get("programId") or None)
+        return out
+
+    err = meta.get("err")
+    n_signed, n_ro_signed, n_ro_unsigned, n_static, n_lw = header
+    return TxView(
+        signature=sigs[0] if sigs else "",
+        slot=tx.get("slot"),
+        block_time=tx.get("blockTime"),
+        index=tx.get("transactionIndex"),
+        keys=keys,
+        num_signers=n_signed,
+        ixs=ixs,
+        logs=meta.get("logMessages"),
+        pre_tokens=balances(meta.get("preTokenBalances")),
+        post_tokens=balances(meta.get("postTokenBalances")),
+        pre_balances=[int(x) for x in meta.get("preBalances") or ()],
+        post_balances=[int(x) for x in meta.get("postBalances") or ()],
+        fee=int(meta.get("fee") or 0),
+        failed=err is not None,
+        err=err,
+        version=version,
+        lookups=lookups,
+        num_static_keys=n_static,
+        num_loaded_writable=n_lw,
+        num_readonly_signed=n_ro_signed,
+        num_readonly_unsigned=n_ro_unsigned,
+        recent_blockhash=blockhash,
+        signatures=sigs,
+        compute_units=meta.get("computeUnitsConsumed"),
+    )
+
+
+def _from_wire(raw_tx: list):
+    """Deserialize a base64 wire transaction (legacy or v0) with solders."""
+    from solders.message import MessageV0
+    from solders.transaction import VersionedTransaction
+
+    if len(raw_tx) < 1 or not isinstance(raw_tx[0], str):
+        raise TxError("malformed", "base64 transaction must be [data, 'base64']")
+    enc = raw_tx[1] if len(raw_tx) > 1 else "base64"
+    if enc != "base64":
+        raise TxError("unsupported_encoding", str(enc))
+    try:
+        vt = VersionedTransaction.from_bytes(base64.b64decode(raw_tx[0]))
+    except Exception as e:  # noqa: BLE001
+        raise TxError("bad_wire_transaction", str(e)[:120]) from e
+    msg = vt.message
+    h = msg.header
+    keys = [str(k) for k in msg.account_keys]
+    sigs = [str(s) for s in vt.signatures]
+    lookups = []
+    version: int | str = "legacy"
+    if isinstance(msg, MessageV0):
+        version = 0
+        for lk in msg.address_table_lookups:
+            lookups.append((str(lk.account_key), bytes(lk.writable_indexes), bytes(lk.readonly_indexes)))
+    top = [Ix(ci.program_id_index, list(bytes(ci.accounts)), bytes(ci.data), i, None, 1)
+           for i, ci in enumerate(msg.instructions)]
+    header = (h.num_required_signatures, h.num_readonly_signed_accounts,
+              h.num_readonly_unsigned_accounts, len(keys), 0)
+    return keys, sigs, header, str(msg.recent_blockhash), top, lookups, version
+
+
+__all__ = ["unwrap", "view_from_rpc"]

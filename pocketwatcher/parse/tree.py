@@ -1,0 +1,159 @@
+"""Instruction tree, token transfers and `Program data:` logs of a TxView.
+
+Pure helpers shared by the program decoders.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass
+
+from .programs.registry import SYSTEM, TOKEN, TOKEN22
+from .txview import TxView
+
+_u64 = struct.Struct("<Q")
+
+
+def build_parents(view: TxView) -> list[int]:
+    """parent[i] = index (in view.ixs) of the instruction that invoked ixs[i]; -1 for top-level.
+
+    Uses stack heights; an inner instruction without one is taken as a direct child of
+    its top-level instruction (transactions from before heights were recorded).
+    """
+    parents = [-1] * len(view.ixs)
+    stack: list[tuple[int, int]] = []  # (height, position)
+    for pos, ix in enumerate(view.ixs):
+        if ix.inner is None:
+            stack = [(1, pos)]
+            continue
+        h = ix.height
+        if h is None:
+            parents[pos] = stack[0][1] if stack else -1
+            continue
+        while stack and stack[-1][0] >= h:
+            stack.pop()
+        parents[pos] = stack[-1][1] if stack else -1
+        stack.append((h, pos))
+    return parents
+
+
+def subtree_ends(parents: list[int]) -> list[int]:
+    """end[i]: one past the last descendant of ixs[i] (descendants are contiguous)."""
+    n = len(parents)
+    ends = list(range(1, n + 1))
+    for pos in range(n - 1, -1, -1):
+        p = parents[pos]
+        if p >= 0 and ends[pos] > ends[p]:
+            ends[p] = ends[pos]
+    return ends
+
+
+@dataclass(slots=True)
+class Transfer:
+    pos: int  # position in view.ixs
+    src: int
+    dst: int
+    auth: int
+    amount: int
+    mint: str | None
+    decimals: int | None
+
+
+def decode_transfer(view: TxView, pos: int) -> Transfer | None:
+    ix = view.ixs[pos]
+    data = ix.data
+    if not data:
+        return None
+    pid = view.keys[ix.program]
+    if pid != TOKEN and pid != TOKEN22:
+        return None
+    tag = data[0]
+    accs = ix.accounts
+    if tag == 3 and len(data) >= 9 and len(accs) >= 3:
+        return Transfer(pos, accs[0], accs[1], accs[2], _u64.unpack_from(data, 1)[0], None, None)
+    if tag == 12 and len(data) >= 10 and len(accs) >= 4:
+        return Transfer(pos, accs[0], accs[2], accs[3], _u64.unpack_from(data, 1)[0],
+                        view.keys[accs[1]], data[9])
+    if tag == 26 and len(data) >= 11 and data[1] == 1 and len(accs) >= 4:
+        return Transfer(pos, accs[0], accs[2], accs[3], _u64.unpack_from(data, 2)[0],
+                        view.keys[accs[1]], data[10])
+    return None
+
+
+def system_transfer(view: TxView, pos: int) -> tuple[int, int, int] | None:
+    ix = view.ixs[pos]
+    if view.keys[ix.program] != SYSTEM or len(ix.data) < 12 or len(ix.accounts) < 2:
+        return None
+    if struct.unpack_from("<I", ix.data, 0)[0] != 2:
+        return None
+    return ix.accounts[0], ix.accounts[1], _u64.unpack_from(ix.data, 4)[0]
+
+
+def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
+    """`Program data:` payloads keyed by the position of the instruction that logged them.
+
+    The n-th ``invoke [k]`` line belongs to the n-th executed instruction; the mapping
+    stops at the first program-id mismatch or truncation, so it is never wrong, only
+    sometimes incomplete.
+    """
+    out: dict[int, list[bytes]] = {}
+    logs = view.logs
+    if not logs:
+        return out
+    ixs = view.ixs
+    keys = view.keys
+    n = 0
+    stack: list[int] = []
+    for line in logs:
+        if line.startswith("Program ") and " invoke [" in line:
+            prog = line[8:line.index(" invoke [")]
+            if n >= len(ixs) or keys[ixs[n].program] != prog:
+                break
+            stack.append(n)
+            n += 1
+        elif line.startswith("Program data: "):
+            if stack:
+                try:
+                    out.setdefault(stack[-1], []).append(base64.b64decode(line[14:]))
+                except ValueError:
+                    pass
+        elif line.startswith("Program ") and (line.endswith(" success") or " failed" in line):
+            if stack:
+                stack.pop()
+        elif line.startswith("Log truncated"):
+            break
+    return out
+
+
+class TokenInfo:
+    """Owner/mint/decimals of token accounts from the pre/post token balances."""
+
+    __slots__ = ("view", "_acc", "_dec")
+
+    def __init__(self, view: TxView) -> None:
+        self.view = view
+        acc: dict[int, tuple[str, str | None, int]] = {}
+        dec: dict[str, int] = {}
+        for bals in (view.pre_tokens, view.post_tokens):
+            for idx, b in bals.items():
+                acc[idx] = (b.mint, b.owner or (acc.get(idx, (None, None, 0))[1]), b.decimals)
+                dec[b.mint] = b.decimals
+        self._acc = acc
+        self._dec = dec
+
+    def mint(self, idx: int) -> str | None:
+        a = self._acc.get(idx)
+        return a[0] if a else None
+
+    def owner(self, idx: int) -> str | None:
+        a = self._acc.get(idx)
+        return a[1] if a else None
+
+    def decimals(self, mint: str) -> int | None:
+        return self._dec.get(mint)
+
+    def delta(self, idx: int) -> int:
+        pre = self.view.pre_tokens.get(idx)
+        post = self.view.post_tokens.get(idx)
+        return (post.amount if post else 0) - (pre.amount if pre else 0)
