@@ -56,6 +56,8 @@ def parse_view(view: TxView) -> ParseResult:
         return ParseResult([], [], "failed_transaction", view)
     try:
         swaps, events, notes = decode_view(view)
+    except TxError as e:
+        return _skip(e.reason, e.detail, view.signature)
     except Exception as e:  # noqa: BLE001 - a decoder bug must not stop the stream
         return _skip("decoder_error", f"{type(e).__name__}: {e}", view.signature)
     for n in notes:

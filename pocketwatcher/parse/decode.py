@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .programs import pumpfun, token_pool
-from .programs.registry import NOT_POOLS, PUMPFUN, ROUTERS, TOKEN_POOLS
+from .programs.registry import NOT_POOLS, PUMPFUN, ROUTERS, TOKEN, TOKEN22, TOKEN_POOLS
 from .swap import Swap
 from .tree import TokenInfo, Transfer, build_parents, decode_transfer, log_data_by_ix, subtree_ends
 from .txview import TxView
@@ -41,15 +41,21 @@ class Ctx:
 
 def decode_view(view: TxView) -> tuple[list[Swap], list[pumpfun.TokenEvent], list[str]]:
     """All swaps and lifecycle events of a successful transaction, in instruction order."""
-    ctx = Ctx(view)
     keys = view.keys
     ixs = view.ixs
     n = len(ixs)
+    token_progs = {i for i, k in enumerate(keys) if k == TOKEN or k == TOKEN22}
+    pump = _index_of(keys, PUMPFUN)
     transfers: dict[int, Transfer] = {}
-    for pos in range(n):
-        t = token_transfer(view, pos)
-        if t is not None:
-            transfers[pos] = t
+    if token_progs:
+        for pos in range(n):
+            if ixs[pos].program in token_progs:
+                t = token_transfer(view, pos)
+                if t is not None:
+                    transfers[pos] = t
+    if len(transfers) < 2 and pump is None:
+        return [], [], []  # no pool swap is possible without two transfers or the curve
+    ctx = Ctx(view)
     found: list[tuple[int, Swap]] = []
     events: list[tuple[int, pumpfun.TokenEvent]] = []
     claimed = [False] * n  # transfers / subtrees already explained by a deeper swap
@@ -88,6 +94,13 @@ def decode_view(view: TxView) -> tuple[list[Swap], list[pumpfun.TokenEvent], lis
     found.sort(key=lambda x: x[0])
     events.sort(key=lambda x: x[0])
     return [s for _, s in found], [e for _, e in events], ctx.notes
+
+
+def _index_of(keys: list[str], key: str) -> int | None:
+    try:
+        return keys.index(key)
+    except ValueError:
+        return None
 
 
 def _claim(claimed: list[bool], pos: int, end: int) -> None:

@@ -5,10 +5,10 @@ reads each protobuf field once into locals, encodes account keys through a bytes
 cache (program ids, pools and mints repeat across transactions) and leans on C-level
 iteration (``map``, ``list(bytes)``) rather than per-field Python work.
 
-``update_from_view`` is the inverse. The replay server and the market simulator use it to
-put a ``TxView`` on the wire exactly as a Geyser provider would; it is not performance
-critical. ``view_from_update(update_from_view(v)) == v`` except that ``block_time`` comes
-back as None (Geyser transaction updates carry no time) and ``err`` comes back as bytes.
+``update_from_view`` is the inverse, so a replay server or a market simulator can put a
+``TxView`` on the wire exactly as a Geyser provider would (not performance critical).
+``view_from_update(update_from_view(v)) == v`` except that ``block_time`` comes back as
+None (Geyser transaction updates carry no time) and ``err`` comes back as bytes.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ _TXVIEW_ORDER = (
     "recent_blockhash", "signatures", "compute_units",
 )  # fmt: skip
 if tuple(f.name for f in fields(TxView))[: len(_TXVIEW_ORDER)] != _TXVIEW_ORDER:
-    raise ImportError("pocketwatcher.parse.txview.TxView field order changed; update _TXVIEW_ORDER and view_from_update")
+    raise ImportError(
+        "pocketwatcher.parse.txview.TxView field order changed; update _TXVIEW_ORDER and view_from_update"
+    )
 
 
 def _key_b58(b: bytes, where: str) -> str:
@@ -93,10 +95,13 @@ def _token_balances(tbs: list, n: int, where: str) -> dict[int, TokenBal]:
     try:
         for tb in tbs:
             ui = tb.ui_token_amount
-            out[tb.account_index] = TokenBal(tb.mint, tb.owner or None, int(ui.amount), ui.decimals, tb.program_id or None)
+            out[tb.account_index] = TokenBal(
+                tb.mint, tb.owner or None, int(ui.amount), ui.decimals, tb.program_id or None
+            )
     except ValueError:
         raise TxError(
-            "bad_token_balance", f"meta.{where}[account_index={tb.account_index}]: amount {ui.amount!r} is not an integer"
+            "bad_token_balance",
+            f"meta.{where}[account_index={tb.account_index}]: amount {ui.amount!r} is not an integer",
         ) from None
     if out and max(out) >= n:
         raise TxError("bad_index", f"meta.{where}: account_index {max(out)} but the transaction has {n} keys")
@@ -108,7 +113,9 @@ def _raise_bad_index(path: str, program: int, accounts: bytes, n: int) -> None:
     raise TxError("bad_index", f"instruction {path}: {what} index {idx} but the transaction has {n} keys")
 
 
-def view_from_update(update: geyser_pb2.SubscribeUpdate | geyser_pb2.SubscribeUpdateTransaction | bytes) -> TxView:
+def view_from_update(
+    update: geyser_pb2.SubscribeUpdate | geyser_pb2.SubscribeUpdateTransaction | bytes,
+) -> TxView:
     """Normalize one Geyser transaction update (message, inner transaction message or raw bytes).
 
     Raises ``TxError`` with reason ``bad_protobuf``, ``not_a_transaction``, ``bad_index``,
@@ -120,13 +127,17 @@ def view_from_update(update: geyser_pb2.SubscribeUpdate | geyser_pb2.SubscribeUp
         try:
             msg.ParseFromString(update)
         except DecodeError as e:
-            raise TxError("bad_protobuf", f"{len(update)} bytes are not a geyser.SubscribeUpdate ({e})") from None
+            raise TxError(
+                "bad_protobuf", f"{len(update)} bytes are not a geyser.SubscribeUpdate ({e})"
+            ) from None
         update = msg
     cls = type(update)
     if cls is _SubscribeUpdate:
         kind = update.WhichOneof("update_oneof")
         if kind != "transaction":
-            raise TxError("not_a_transaction", f"SubscribeUpdate carries {kind or 'nothing'}, not a transaction")
+            raise TxError(
+                "not_a_transaction", f"SubscribeUpdate carries {kind or 'nothing'}, not a transaction"
+            )
         txu = update.transaction
     elif cls is _SubscribeUpdateTransaction:
         txu = update
@@ -168,7 +179,8 @@ def view_from_update(update: geyser_pb2.SubscribeUpdate | geyser_pb2.SubscribeUp
         outer = group.index
         if outer >= len(top):
             raise TxError(
-                "bad_index", f"meta.inner_instructions index {outer} but there are {len(top)} top-level instructions"
+                "bad_index",
+                f"meta.inner_instructions index {outer} but there are {len(top)} top-level instructions",
             )
         if outer in inner_by_outer:
             inner_by_outer[outer] += group.instructions[:]
@@ -213,7 +225,11 @@ def view_from_update(update: geyser_pb2.SubscribeUpdate | geyser_pb2.SubscribeUp
         meta.err.err if failed else None,
         0 if message.versioned else "legacy",
         [
-            (_key_b58(lu.account_key, "message.address_table_lookups[].account_key"), lu.writable_indexes, lu.readonly_indexes)
+            (
+                _key_b58(lu.account_key, "message.address_table_lookups[].account_key"),
+                lu.writable_indexes,
+                lu.readonly_indexes,
+            )
             for lu in lookups
         ]
         if lookups
@@ -307,17 +323,25 @@ def _token_balance(idx: int, tb: TokenBal) -> storage.TokenBalance:
     )
 
 
-def update_from_view(view: TxView, *, filters: Iterable[str] = ("pocketwatcher",)) -> geyser_pb2.SubscribeUpdate:
+def update_from_view(
+    view: TxView, *, filters: Iterable[str] = ("pocketwatcher",)
+) -> geyser_pb2.SubscribeUpdate:
     """Encode a ``TxView`` as the ``SubscribeUpdate`` a Geyser server would stream for it.
 
     ``view.num_static_keys`` splits ``keys`` into static and loaded keys; 0 means "all
     static" and is only accepted when the view has no address-table lookups.
+    Things protobuf cannot carry come back differently from ``view_from_update``:
+    ``block_time`` -> None, ``slot``/``index`` None -> 0, ``version`` None -> "legacy",
+    top-level heights -> 1, an inner height of 0 -> None, ``err`` -> bincode bytes (see
+    ``encode_tx_error``). ``signatures`` is written as given (a simulator should fill it).
     """
     keys = view.keys
     num_static = view.num_static_keys
     if not num_static:
         if view.lookups or view.num_loaded_writable:
-            raise TxError("bad_view", "num_static_keys is 0 but the view has lookups; set it to the static key count")
+            raise TxError(
+                "bad_view", "num_static_keys is 0 but the view has lookups; set it to the static key count"
+            )
         num_static = len(keys)
     split_w = num_static + view.num_loaded_writable
     if split_w > len(keys):
@@ -329,12 +353,17 @@ def update_from_view(view: TxView, *, filters: Iterable[str] = ("pocketwatcher",
     for ix in view.ixs:
         if ix.inner is None:
             top.append(
-                storage.CompiledInstruction(program_id_index=ix.program, accounts=bytes(ix.accounts), data=ix.data)
+                storage.CompiledInstruction(
+                    program_id_index=ix.program, accounts=bytes(ix.accounts), data=ix.data
+                )
             )
         else:
             inner.setdefault(ix.outer, []).append(
                 storage.InnerInstruction(
-                    program_id_index=ix.program, accounts=bytes(ix.accounts), data=ix.data, stack_height=ix.height
+                    program_id_index=ix.program,
+                    accounts=bytes(ix.accounts),
+                    data=ix.data,
+                    stack_height=ix.height,
                 )
             )
 
@@ -360,7 +389,8 @@ def update_from_view(view: TxView, *, filters: Iterable[str] = ("pocketwatcher",
         pre_balances=view.pre_balances,
         post_balances=view.post_balances,
         inner_instructions=[
-            storage.InnerInstructions(index=outer, instructions=group) for outer, group in sorted(inner.items())
+            storage.InnerInstructions(index=outer, instructions=group)
+            for outer, group in sorted(inner.items())
         ],
         log_messages=view.logs or (),
         log_messages_none=view.logs is None,

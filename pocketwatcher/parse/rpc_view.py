@@ -162,8 +162,9 @@ def _build(tx: dict, meta: dict, raw_tx) -> TxView:
             if isinstance(accs, str):  # some writers put base58 bytes here
                 accs = list(_b58decode(accs))
             data = ix.get("data", "")
-            data = _b58decode(data) if isinstance(data, str) else bytes(data)
-            if not 0 <= p < nkeys or any(not 0 <= a < nkeys for a in accs):
+            if not isinstance(data, str):
+                data = bytes(data)
+            if not 0 <= p < nkeys or (accs and (min(accs) < 0 or max(accs) >= nkeys)):
                 raise TxError("bad_index", f"instruction {outer}" + (f".{inner}" if inner is not None else ""))
             return Ix(p, list(accs), data, outer, inner, height)
         pid = ix["programId"]
@@ -171,7 +172,7 @@ def _build(tx: dict, meta: dict, raw_tx) -> TxView:
             accs, data = _parsed_to_raw(ix, key_index)
         else:
             accs = [key_index(a) for a in ix.get("accounts", [])]
-            data = _b58decode(ix.get("data", ""))
+            data = ix.get("data", "")
         return Ix(key_index(pid), accs, data, outer, inner, height)
 
     inner_by_outer: dict[int, list] = {}

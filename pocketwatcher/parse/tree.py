@@ -93,9 +93,10 @@ def system_transfer(view: TxView, pos: int) -> tuple[int, int, int] | None:
 def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
     """`Program data:` payloads keyed by the position of the instruction that logged them.
 
-    The n-th ``invoke [k]`` line belongs to the n-th executed instruction; the mapping
-    stops at the first program-id mismatch or truncation, so it is never wrong, only
-    sometimes incomplete.
+    The n-th ``invoke [k]`` line belongs to the n-th executed instruction. An invoke
+    whose program does not match the next instruction is kept on the stack as unknown
+    (its data lines are dropped) without consuming an instruction; truncated logs end
+    the mapping. So a payload is attributed only where the program ids agree.
     """
     out: dict[int, list[bytes]] = {}
     logs = view.logs
@@ -108,12 +109,13 @@ def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
     for line in logs:
         if line.startswith("Program ") and " invoke [" in line:
             prog = line[8:line.index(" invoke [")]
-            if n >= len(ixs) or keys[ixs[n].program] != prog:
-                break
-            stack.append(n)
-            n += 1
+            if n < len(ixs) and keys[ixs[n].program] == prog:
+                stack.append(n)
+                n += 1
+            else:
+                stack.append(-1)
         elif line.startswith("Program data: "):
-            if stack:
+            if stack and stack[-1] >= 0:
                 try:
                     out.setdefault(stack[-1], []).append(base64.b64decode(line[14:]))
                 except ValueError:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import based58
+
 
 class TxError(ValueError):
     """Input that cannot be understood as a transaction; carries a short reason code."""
@@ -24,7 +26,6 @@ class TxError(ValueError):
         self.detail = detail
 
 
-@dataclass(slots=True)
 class Ix:
     """One executed instruction (top-level or CPI).
 
@@ -32,18 +33,49 @@ class Ix:
     ``meta.innerInstructions[outer].instructions`` (None for a top-level one).
     ``height`` is the stack height (1 = top-level, 2 = first CPI level, ...);
     None when the source did not record it (old transactions).
+    ``data`` may be given as the base58 text of a JSON-RPC transaction: it is decoded
+    on first use, so instructions no decoder looks at cost nothing.
     """
 
-    program: int  # index into TxView.keys
-    accounts: list[int]
-    data: bytes
-    outer: int
-    inner: int | None
-    height: int | None
+    __slots__ = ("program", "accounts", "_data", "outer", "inner", "height")
+
+    def __init__(self, program: int, accounts: list[int], data: bytes | str, outer: int,
+                 inner: int | None, height: int | None) -> None:
+        self.program = program
+        self.accounts = accounts
+        self._data = data
+        self.outer = outer
+        self.inner = inner
+        self.height = height
+
+    @property
+    def data(self) -> bytes:
+        d = self._data
+        if d.__class__ is str:
+            try:
+                d = based58.b58decode(d.encode()) if d else b""
+            except Exception as e:  # noqa: BLE001 - the library raises several types
+                raise TxError("bad_base58", f"instruction {self.path} data") from e
+            self._data = d
+        return d
+
+    @data.setter
+    def data(self, value: bytes) -> None:
+        self._data = value
 
     @property
     def path(self) -> str:
         return str(self.outer) if self.inner is None else f"{self.outer}.{self.inner}"
+
+    def _key(self):
+        return (self.program, list(self.accounts), bytes(self.data), self.outer, self.inner, self.height)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Ix) and self._key() == other._key()
+
+    def __repr__(self) -> str:
+        return (f"Ix(program={self.program}, accounts={self.accounts}, data={self.data!r}, "
+                f"outer={self.outer}, inner={self.inner}, height={self.height})")
 
 
 @dataclass(slots=True)

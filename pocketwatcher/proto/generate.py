@@ -31,9 +31,9 @@ OUTPUTS = (
     "solana_storage_pb2.pyi",
 )
 
-_LOCAL_MODULES = ("solana_storage_pb2", "geyser_pb2")
-_IMPORT_AS = re.compile(r"^import (%s) as " % "|".join(_LOCAL_MODULES), re.M)
-_FROM_IMPORT = re.compile(r"^from (%s) import " % "|".join(_LOCAL_MODULES), re.M)
+_LOCAL = "solana_storage_pb2|geyser_pb2"
+_IMPORT_AS = re.compile(rf"^import ({_LOCAL}) as ", re.M)
+_FROM_IMPORT = re.compile(rf"^from ({_LOCAL}) import ", re.M)
 
 
 def _relativize(text: str) -> str:
@@ -86,13 +86,15 @@ def stale_files(target: Path = PROTO_DIR) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pocketwatcher.proto.generate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pocketwatcher.proto.generate", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 listing stale stubs")
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files()
         if stale:
-            print("stale generated stubs in %s: %s" % (PROTO_DIR, ", ".join(stale)), file=sys.stderr)
+            print(f"stale generated stubs in {PROTO_DIR}: {', '.join(stale)}", file=sys.stderr)
             print("fix: python -m pocketwatcher.proto.generate", file=sys.stderr)
             return 1
         print("generated stubs are up to date")
