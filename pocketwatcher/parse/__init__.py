@@ -70,7 +70,7 @@ def parse_transaction_full(tx: dict, *, alt_resolver=None) -> ParseResult:
     from .rpc_view import view_from_rpc
 
     try:
-        view = view_from_rpc(tx)
+        view = view_from_rpc(tx, skip_inert=True)
         if alt_resolver is not None and view.lookups and view.num_static_keys == len(view.keys):
             _resolve_lookups(view, alt_resolver)
     except TxError as e:
@@ -101,7 +101,7 @@ def parse_update_full(update) -> ParseResult:
     from .grpc_view import view_from_update
 
     try:
-        view = view_from_update(update)
+        view = view_from_update(update, skip_inert=True)
     except TxError as e:
         STATS.transactions += 1
         return _skip(e.reason, e.detail)

@@ -39,51 +39,74 @@ class Ctx:
         return None
 
 
+_PUMP, _POOL, _UNKNOWN = 1, 2, 3
+
+
+def _role(pid: str) -> int:
+    if pid == PUMPFUN:
+        return _PUMP
+    if pid in TOKEN_POOLS:
+        return _POOL
+    if pid in NOT_POOLS or pid in ROUTERS:
+        return 0
+    return _UNKNOWN
+
+
 def decode_view(view: TxView) -> tuple[list[Swap], list[pumpfun.TokenEvent], list[str]]:
     """All swaps and lifecycle events of a successful transaction, in instruction order."""
     keys = view.keys
     ixs = view.ixs
     n = len(ixs)
-    token_progs = {i for i, k in enumerate(keys) if k == TOKEN or k == TOKEN22}
-    pump = _index_of(keys, PUMPFUN)
+    token_progs = (_index_of(keys, TOKEN), _index_of(keys, TOKEN22))
     transfers: dict[int, Transfer] = {}
-    if token_progs:
-        for pos in range(n):
-            if ixs[pos].program in token_progs:
-                t = token_transfer(view, pos)
-                if t is not None:
-                    transfers[pos] = t
-    if len(transfers) < 2 and pump is None:
+    roles: dict[int, int] = {}  # program index -> role
+    work: list[int] = []  # positions worth decoding, in execution order
+    for pos in range(n):
+        prog = ixs[pos].program
+        if prog in token_progs:
+            t = token_transfer(view, pos)
+            if t is not None:
+                transfers[pos] = t
+            continue
+        role = roles.get(prog)
+        if role is None:
+            role = roles[prog] = _role(keys[prog])
+        if role:
+            work.append(pos)
+    if not work or (len(transfers) < 2 and _PUMP not in roles.values()):
         return [], [], []  # no pool swap is possible without two transfers or the curve
     ctx = Ctx(view)
+    ends = ctx.ends
     found: list[tuple[int, Swap]] = []
     events: list[tuple[int, pumpfun.TokenEvent]] = []
     claimed = [False] * n  # transfers / subtrees already explained by a deeper swap
     # Deepest first: a pool CPI'd by a router or a bot is decoded before its caller,
     # and the caller then sees those transfers as taken.
-    for pos in range(n - 1, -1, -1):
-        pid = keys[ixs[pos].program]
-        end = ctx.ends[pos]
-        if pid == PUMPFUN:
+    for pos in reversed(work):
+        role = roles[ixs[pos].program]
+        end = ends[pos]
+        if role == _PUMP:
             sw, ev = pumpfun.decode(ctx, pos)
-            events.extend((pos, e) for e in ev)
+            if ev:
+                events.extend((pos, e) for e in ev)
             for s in sw:
                 s.router = ctx.router_of(pos)
                 found.append((pos, s))
                 _claim(claimed, pos, end)
             continue
-        if pid in NOT_POOLS or pid in ROUTERS or end == pos + 1:
+        if end == pos + 1:
             continue
-        name = TOKEN_POOLS.get(pid)
-        if name is None:  # unknown program: only a clean pair of direct transfers counts
-            if any(claimed[q] for q in range(pos + 1, end)):
+        if role == _UNKNOWN:  # only a clean pair of its own direct transfers counts
+            if any(claimed[pos + 1:end]):
                 continue
-            cand = [t for q, t in transfers.items() if ctx.parents[q] == pos]
+            parents = ctx.parents
+            cand = [t for q, t in transfers.items() if parents[q] == pos]
             strict = True
             name = "other"
         else:
             cand = [t for q, t in transfers.items() if pos < q < end and not claimed[q]]
             strict = False
+            name = TOKEN_POOLS[keys[ixs[pos].program]]
         if len(cand) < 2:
             continue
         s = token_pool.decode(ctx, pos, cand, name, strict)
@@ -91,8 +114,10 @@ def decode_view(view: TxView) -> tuple[list[Swap], list[pumpfun.TokenEvent], lis
             s.router = ctx.router_of(pos)
             found.append((pos, s))
             _claim(claimed, pos, end)
-    found.sort(key=lambda x: x[0])
-    events.sort(key=lambda x: x[0])
+    if len(found) > 1:
+        found.sort(key=lambda x: x[0])
+    if len(events) > 1:
+        events.sort(key=lambda x: x[0])
     return [s for _, s in found], [e for _, e in events], ctx.notes
 
 
@@ -104,8 +129,7 @@ def _index_of(keys: list[str], key: str) -> int | None:
 
 
 def _claim(claimed: list[bool], pos: int, end: int) -> None:
-    for q in range(pos, end):
-        claimed[q] = True
+    claimed[pos:end] = [True] * (end - pos)
 
 
 token_transfer = decode_transfer

@@ -22,6 +22,7 @@ from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from pocketwatcher.parse.programs.registry import SKIP_TOP_LEVEL
 from pocketwatcher.parse.txview import Ix, TokenBal, TxError, TxView
 from pocketwatcher.proto import geyser_pb2
 from pocketwatcher.proto import solana_storage_pb2 as storage
@@ -108,6 +109,39 @@ def _token_balances(tbs: list, n: int, where: str) -> dict[int, TokenBal]:
     return out
 
 
+class PbBalances(Mapping):
+    """Token balances of a protobuf meta, converted to ``TokenBal`` only when first read.
+
+    The hot path (``TokenInfo``) reads the few fields it needs straight from
+    ``raw_entries``; everything else sees an ordinary read-only mapping.
+    """
+
+    __slots__ = ("raw_entries", "_n", "_where", "_d")
+
+    def __init__(self, raw, n: int, where: str) -> None:
+        self.raw_entries = raw
+        self._n = n
+        self._where = where
+        self._d: dict[int, TokenBal] | None = None
+
+    def _dict(self) -> dict[int, TokenBal]:
+        if self._d is None:
+            self._d = _token_balances(self.raw_entries[:], self._n, self._where)
+        return self._d
+
+    def __getitem__(self, k: int) -> TokenBal:
+        return self._dict()[k]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return f"PbBalances({self._dict()!r})"
+
+
 def _raise_bad_index(path: str, program: int, accounts: bytes, n: int) -> None:
     what, idx = ("program", program) if program >= n else ("account", max(accounts))
     raise TxError("bad_index", f"instruction {path}: {what} index {idx} but the transaction has {n} keys")
@@ -115,11 +149,15 @@ def _raise_bad_index(path: str, program: int, accounts: bytes, n: int) -> None:
 
 def view_from_update(
     update: geyser_pb2.SubscribeUpdate | geyser_pb2.SubscribeUpdateTransaction | bytes,
+    *,
+    skip_inert: bool = False,
 ) -> TxView:
     """Normalize one Geyser transaction update (message, inner transaction message or raw bytes).
 
     Raises ``TxError`` with reason ``bad_protobuf``, ``not_a_transaction``, ``bad_index``,
-    ``bad_key`` or ``bad_token_balance``.
+    ``bad_key`` or ``bad_token_balance``. ``skip_inert`` leaves out the instruction groups
+    whose top-level program can never lead to a swap (compute budget, ATA, token, system):
+    the parser's hot path; the view is then marked incomplete.
     """
     # Repeated fields are read with [:] (a C-level copy to a list, ~3x faster than list()).
     if isinstance(update, (bytes, bytearray, memoryview)):
@@ -174,29 +212,32 @@ def view_from_update(
         signature = sigs[0] if sigs else ""
 
     top = message.instructions[:]
-    inner_by_outer = {}
-    for group in meta.inner_instructions[:]:
+    ntop = len(top)
+    groups: dict[int, list] = {}
+    for group in meta.inner_instructions:
         outer = group.index
-        if outer >= len(top):
+        if outer >= ntop:
             raise TxError(
                 "bad_index",
-                f"meta.inner_instructions index {outer} but there are {len(top)} top-level instructions",
+                f"meta.inner_instructions index {outer} but there are {ntop} top-level instructions",
             )
-        if outer in inner_by_outer:
-            inner_by_outer[outer] += group.instructions[:]
-        else:
-            inner_by_outer[outer] = group.instructions[:]
+        groups.setdefault(outer, []).append(group)
 
     ixs = []
     append = ixs.append
     for i, ci in enumerate(top):
         p = ci.program_id_index
+        if p >= n:
+            _raise_bad_index(str(i), p, b"", n)
+        if skip_inert and keys[p] in SKIP_TOP_LEVEL:
+            continue
         a = ci.accounts
-        if p >= n or (a and max(a) >= n):
+        if a and max(a) >= n:
             _raise_bad_index(str(i), p, a, n)
         append(Ix(p, list(a), ci.data, i, None, 1))
-        inner = inner_by_outer.get(i)
-        if inner:
+        gs = groups.get(i)
+        if gs:
+            inner = gs[0].instructions if len(gs) == 1 else [x for g in gs for x in g.instructions]
             for j, ii in enumerate(inner):
                 p = ii.program_id_index
                 a = ii.accounts
@@ -215,11 +256,11 @@ def view_from_update(
         keys,
         header.num_required_signatures,
         ixs,
-        None if meta.log_messages_none else meta.log_messages[:],
-        _token_balances(meta.pre_token_balances[:], n, "pre_token_balances"),
-        _token_balances(meta.post_token_balances[:], n, "post_token_balances"),
-        meta.pre_balances[:],
-        meta.post_balances[:],
+        None if meta.log_messages_none else meta.log_messages,  # a sequence view, no copy
+        PbBalances(meta.pre_token_balances, n, "pre_token_balances"),
+        PbBalances(meta.post_token_balances, n, "post_token_balances"),
+        meta.pre_balances,  # sequence views, no copy: decoders never read lamports
+        meta.post_balances,
         meta.fee,
         failed,
         meta.err.err if failed else None,
@@ -241,6 +282,7 @@ def view_from_update(
         _hash_b58(message.recent_blockhash),
         sigs,
         meta.compute_units_consumed if meta.HasField("compute_units_consumed") else None,
+        not skip_inert,
     )
 
 
@@ -335,6 +377,8 @@ def update_from_view(
     top-level heights -> 1, an inner height of 0 -> None, ``err`` -> bincode bytes (see
     ``encode_tx_error``). ``signatures`` is written as given (a simulator should fill it).
     """
+    if not view.complete:
+        raise ValueError("this TxView left out instruction groups (skip_inert); build a complete one to encode")
     keys = view.keys
     num_static = view.num_static_keys
     if not num_static:

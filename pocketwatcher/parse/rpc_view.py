@@ -12,6 +12,7 @@ import struct
 
 import based58
 
+from .programs.registry import SKIP_TOP_LEVEL
 from .txview import Ix, TokenBal, TxError, TxView
 
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -50,6 +51,22 @@ def _int(v, what: str) -> int:
         raise TxError("bad_number", f"{what}={v!r}") from e
 
 
+def _opt_int(v, what: str) -> int | None:
+    if v is None:
+        return None
+    if v.__class__ is not int:
+        raise TxError("malformed", f"{what} must be an integer, got {v!r:.40}")
+    return v
+
+
+def _logs(v) -> list[str] | None:
+    if v is None:
+        return None
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise TxError("malformed", "logMessages must be a list of text lines")
+    return v
+
+
 def _parsed_to_raw(ix: dict, key_index) -> tuple[list[int], bytes] | None:
     """Re-encode the jsonParsed forms that matter for swaps; None = keep as opaque."""
     parsed = ix.get("parsed")
@@ -81,7 +98,12 @@ def _parsed_to_raw(ix: dict, key_index) -> tuple[list[int], bytes] | None:
     return [], b""
 
 
-def view_from_rpc(tx: dict) -> TxView:
+def view_from_rpc(tx: dict, *, skip_inert: bool = False) -> TxView:
+    """Normalize a decoded ``getTransaction`` result.
+
+    ``skip_inert`` leaves out instruction groups whose top-level program can never lead
+    to a swap (compute budget, ATA, token, system); the view is then marked incomplete.
+    """
     if not isinstance(tx, dict):
         raise TxError("not_a_transaction", f"expected an object, got {type(tx).__name__}")
     meta = tx.get("meta")
@@ -89,14 +111,14 @@ def view_from_rpc(tx: dict) -> TxView:
     if not isinstance(meta, dict) or raw_tx is None:
         raise TxError("not_a_transaction", "missing transaction or meta")
     try:
-        return _build(tx, meta, raw_tx)
+        return _build(tx, meta, raw_tx, skip_inert)
     except TxError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, struct.error) as e:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, struct.error) as e:
         raise TxError("malformed", f"{type(e).__name__}: {e}") from e
 
 
-def _build(tx: dict, meta: dict, raw_tx) -> TxView:
+def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool) -> TxView:
     lookups: list[tuple[str, bytes, bytes]] = []
     if isinstance(raw_tx, list):  # ["<base64>", "base64"]
         keys, sigs, header, blockhash, top, lookups, version = _from_wire(raw_tx)
@@ -137,13 +159,15 @@ def _build(tx: dict, meta: dict, raw_tx) -> TxView:
         top = msg["instructions"]
 
     nkeys = len(keys)
+    if not all(isinstance(k, str) for k in keys) or not all(isinstance(x, str) for x in sigs):
+        raise TxError("malformed", "account keys and signatures must be base58 text")
     index_of: dict[str, int] | None = None
 
     def key_index(k: str) -> int:
         nonlocal index_of
         if index_of is None:
             index_of = {key: i for i, key in enumerate(keys)}
-        i = index_of.get(k)
+        i = index_of.get(k) if isinstance(k, str) else None
         if i is None:
             raise TxError("unknown_account", f"{k} is not among the transaction's account keys")
         return i
@@ -153,18 +177,20 @@ def _build(tx: dict, meta: dict, raw_tx) -> TxView:
             if not 0 <= ix.program < nkeys or any(not 0 <= a < nkeys for a in ix.accounts):
                 raise TxError("bad_index", f"instruction {outer}")
             return ix
-        height = ix.get("stackHeight", default_height)
+        height = _opt_int(ix.get("stackHeight", default_height), "stackHeight")
         if height is None:
             height = default_height
         if "programIdIndex" in ix:
             p = ix["programIdIndex"]
             accs = ix["accounts"]
             if isinstance(accs, str):  # some writers put base58 bytes here
-                accs = list(_b58decode(accs))
+                accs = _b58decode(accs)
+            else:
+                accs = bytes(accs)  # validates: ints in 0..255 (an account index is a u8)
             data = ix.get("data", "")
             if not isinstance(data, str):
-                data = bytes(data)
-            if not 0 <= p < nkeys or (accs and (min(accs) < 0 or max(accs) >= nkeys)):
+                raise TxError("malformed", f"instruction {outer}: data must be base58 text")
+            if p.__class__ is not int or not 0 <= p < nkeys or (accs and max(accs) >= nkeys):
                 raise TxError("bad_index", f"instruction {outer}" + (f".{inner}" if inner is not None else ""))
             return Ix(p, list(accs), data, outer, inner, height)
         pid = ix["programId"]
@@ -173,15 +199,20 @@ def _build(tx: dict, meta: dict, raw_tx) -> TxView:
         else:
             accs = [key_index(a) for a in ix.get("accounts", [])]
             data = ix.get("data", "")
+            if not isinstance(data, str):
+                raise TxError("malformed", f"instruction {outer}: data must be base58 text")
         return Ix(key_index(pid), accs, data, outer, inner, height)
 
     inner_by_outer: dict[int, list] = {}
     for group in meta.get("innerInstructions") or []:
-        inner_by_outer[group["index"]] = group["instructions"]
+        inner_by_outer[_opt_int(group["index"], "innerInstructions.index")] = list(group["instructions"])
 
     ixs: list[Ix] = []
     for i, ix in enumerate(top):
-        ixs.append(convert(ix, i, None, 1))
+        top_ix = convert(ix, i, None, 1)
+        if skip_inert and keys[top_ix.program] in SKIP_TOP_LEVEL:
+            continue
+        ixs.append(top_ix)
         for j, sub in enumerate(inner_by_outer.get(i, ())):
             ixs.append(convert(sub, i, j, None))
 
@@ -192,26 +223,32 @@ def _build(tx: dict, meta: dict, raw_tx) -> TxView:
             idx = b["accountIndex"]
             if not 0 <= idx < nkeys:
                 raise TxError("bad_index", f"token balance accountIndex {idx}")
-            out[idx] = TokenBal(b["mint"], b.get("owner") or None, int(ui["amount"]),
-                                int(ui.get("decimals", 0)), b.get("programId") or None)
+            mint, owner, prog = b["mint"], b.get("owner") or None, b.get("programId") or None
+            if not isinstance(mint, str) or not isinstance(owner, str | None) or not isinstance(prog, str | None):
+                raise TxError("malformed", f"token balance of account {idx}: mint/owner/programId must be text")
+            dec = _int(ui.get("decimals", 0), "decimals")
+            if not 0 <= dec <= 255:
+                raise TxError("malformed", f"token balance of account {idx}: decimals {dec}")
+            out[idx] = TokenBal(mint, owner, _int(ui["amount"], "amount"), dec, prog)
         return out
 
     err = meta.get("err")
-    n_signed, n_ro_signed, n_ro_unsigned, n_static, n_lw = header
+    n_signed, n_ro_signed, n_ro_unsigned, n_static, n_lw = (
+        _opt_int(x, "message header") or 0 for x in header)
     return TxView(
         signature=sigs[0] if sigs else "",
-        slot=tx.get("slot"),
-        block_time=tx.get("blockTime"),
-        index=tx.get("transactionIndex"),
+        slot=_opt_int(tx.get("slot"), "slot"),
+        block_time=_opt_int(tx.get("blockTime"), "blockTime"),
+        index=_opt_int(tx.get("transactionIndex"), "transactionIndex"),
         keys=keys,
         num_signers=n_signed,
         ixs=ixs,
-        logs=meta.get("logMessages"),
+        logs=_logs(meta.get("logMessages")),
         pre_tokens=balances(meta.get("preTokenBalances")),
         post_tokens=balances(meta.get("postTokenBalances")),
-        pre_balances=[int(x) for x in meta.get("preBalances") or ()],
-        post_balances=[int(x) for x in meta.get("postBalances") or ()],
-        fee=int(meta.get("fee") or 0),
+        pre_balances=[_opt_int(x, "preBalances") for x in meta.get("preBalances") or ()],
+        post_balances=[_opt_int(x, "postBalances") for x in meta.get("postBalances") or ()],
+        fee=_opt_int(meta.get("fee"), "fee") or 0,
         failed=err is not None,
         err=err,
         version=version,
@@ -222,7 +259,8 @@ def _build(tx: dict, meta: dict, raw_tx) -> TxView:
         num_readonly_unsigned=n_ro_unsigned,
         recent_blockhash=blockhash,
         signatures=sigs,
-        compute_units=meta.get("computeUnitsConsumed"),
+        compute_units=_opt_int(meta.get("computeUnitsConsumed"), "computeUnitsConsumed"),
+        complete=not skip_inert,
     )
 
 

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 
 from .programs.registry import SYSTEM, TOKEN, TOKEN22
-from .txview import TxView
+from .txview import TxError, TxView
 
 _u64 = struct.Struct("<Q")
 
@@ -93,10 +93,11 @@ def system_transfer(view: TxView, pos: int) -> tuple[int, int, int] | None:
 def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
     """`Program data:` payloads keyed by the position of the instruction that logged them.
 
-    The n-th ``invoke [k]`` line belongs to the n-th executed instruction. An invoke
-    whose program does not match the next instruction is kept on the stack as unknown
-    (its data lines are dropped) without consuming an instruction; truncated logs end
-    the mapping. So a payload is attributed only where the program ids agree.
+    Each ``invoke [1]`` line starts the next top-level instruction; inside it, the k-th
+    invoke belongs to the k-th instruction of that group. An invoke whose program does
+    not match is kept on the stack as unknown (its data lines are dropped) without
+    consuming an instruction, and groups the view left out (compute budget, ATA, ...)
+    are simply not found. So a payload is attributed only where the program ids agree.
     """
     out: dict[int, list[bytes]] = {}
     logs = view.logs
@@ -104,12 +105,21 @@ def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
         return out
     ixs = view.ixs
     keys = view.keys
-    n = 0
+    first_of: dict[int, int] = {}
+    for pos, ix in enumerate(ixs):
+        if ix.inner is None:
+            first_of[ix.outer] = pos
+    outer = -1
+    n = -1  # next position to match inside the current group
     stack: list[int] = []
     for line in logs:
         if line.startswith("Program ") and " invoke [" in line:
             prog = line[8:line.index(" invoke [")]
-            if n < len(ixs) and keys[ixs[n].program] == prog:
+            if line.endswith(" invoke [1]"):
+                outer += 1
+                stack = []
+                n = first_of.get(outer, -1)
+            if n >= 0 and n < len(ixs) and ixs[n].outer == outer and keys[ixs[n].program] == prog:
                 stack.append(n)
                 n += 1
             else:
@@ -137,10 +147,29 @@ class TokenInfo:
         self.view = view
         acc: dict[int, tuple[str, str | None, int]] = {}
         dec: dict[str, int] = {}
-        for bals in (view.pre_tokens, view.post_tokens):
-            for idx, b in bals.items():
-                acc[idx] = (b.mint, b.owner or (acc.get(idx, (None, None, 0))[1]), b.decimals)
-                dec[b.mint] = b.decimals
+        raw_post = getattr(view.post_tokens, "raw_entries", None)
+        raw_pre = getattr(view.pre_tokens, "raw_entries", None)
+        if raw_post is not None and raw_pre is not None:  # protobuf: read only what is needed
+            for tb in raw_post:
+                mint = tb.mint
+                d = tb.ui_token_amount.decimals
+                acc[tb.account_index] = (mint, tb.owner or None, d)
+                dec[mint] = d
+            if acc and max(acc) >= len(view.keys):
+                raise TxError("bad_index", f"post token balance account_index {max(acc)}")
+            for tb in raw_pre:
+                if tb.account_index not in acc:
+                    if tb.account_index >= len(view.keys):
+                        raise TxError("bad_index", f"pre token balance account_index {tb.account_index}")
+                    mint = tb.mint
+                    d = tb.ui_token_amount.decimals
+                    acc[tb.account_index] = (mint, tb.owner or None, d)
+                    dec[mint] = d
+        else:
+            for bals in (view.pre_tokens, view.post_tokens):
+                for idx, b in bals.items():
+                    acc[idx] = (b.mint, b.owner or (acc.get(idx, (None, None, 0))[1]), b.decimals)
+                    dec[b.mint] = b.decimals
         self._acc = acc
         self._dec = dec
 

@@ -117,3 +117,6 @@ class TxView:
     recent_blockhash: str = ""
     signatures: list[str] = field(default_factory=list)
     compute_units: int | None = None
+    # False when instruction groups that cannot hold a swap were left out (hot path);
+    # such a view is for decoding only, never for re-encoding.
+    complete: bool = True

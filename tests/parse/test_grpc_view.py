@@ -233,8 +233,11 @@ def test_signature_falls_back_to_first_transaction_signature():
 
 
 def reason(update) -> str:
+    """The TxError reason, whether raised while building the view or while reading its
+    token balances (those are converted lazily: the hot path reads only what it needs)."""
     with pytest.raises(TxError) as ei:
-        view_from_update(update)
+        view = view_from_update(update)
+        dict(view.pre_tokens), dict(view.post_tokens)
     return ei.value.reason
 
 

@@ -82,3 +82,14 @@ NOT_POOLS = {
 }
 
 KNOWN_PROGRAMS = {PUMPFUN, *TOKEN_POOLS, *ROUTERS}
+
+# Top-level programs whose instruction groups can never contain a pool swap (they do
+# not invoke other programs' swaps): the hot path skips those groups entirely.
+SKIP_TOP_LEVEL = {
+    TOKEN, TOKEN22, SYSTEM,
+    "ComputeBudget111111111111111111111111111111",
+    "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
+    "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr",
+    "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo",
+    "AddressLookupTab1e1111111111111111111111111",
+}
