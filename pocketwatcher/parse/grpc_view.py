@@ -22,7 +22,7 @@ from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from pocketwatcher.parse.programs.registry import SKIP_TOP_LEVEL
+from pocketwatcher.parse.programs.registry import INERT_INNER, SKIP_TOP_LEVEL
 from pocketwatcher.parse.txview import Ix, TokenBal, TxError, TxView
 from pocketwatcher.proto import geyser_pb2
 from pocketwatcher.proto import solana_storage_pb2 as storage
@@ -201,15 +201,19 @@ def view_from_update(
     keys = _encode_keys(raw_keys, num_static, num_w)
     n = len(keys)
 
-    raw_sigs = tx.signatures[:]
-    sigs = [_sig_b58(s) for s in raw_sigs]
     sig = info.signature
-    if sigs and sig == raw_sigs[0]:
-        signature = sigs[0]
-    elif sig:
+    if skip_inert and sig:  # hot path: the id is all a decoder needs
         signature = _sig_b58(sig)
+        sigs = [signature]
     else:
-        signature = sigs[0] if sigs else ""
+        raw_sigs = tx.signatures[:]
+        sigs = [_sig_b58(s) for s in raw_sigs]
+        if sigs and sig == raw_sigs[0]:
+            signature = sigs[0]
+        elif sig:
+            signature = _sig_b58(sig)
+        else:
+            signature = sigs[0] if sigs else ""
 
     top = message.instructions[:]
     ntop = len(top)
@@ -240,6 +244,10 @@ def view_from_update(
             inner = gs[0].instructions if len(gs) == 1 else [x for g in gs for x in g.instructions]
             for j, ii in enumerate(inner):
                 p = ii.program_id_index
+                if skip_inert and p < n and keys[p] in INERT_INNER:
+                    d = ii.data
+                    if not d or d[0] not in INERT_INNER[keys[p]]:
+                        continue  # bookkeeping CPI (account creation, init, close): no decoder reads it
                 a = ii.accounts
                 if p >= n or (a and max(a) >= n):
                     _raise_bad_index(f"{i}.{j}", p, a, n)
@@ -279,7 +287,7 @@ def view_from_update(
         num_w,
         header.num_readonly_signed_accounts,
         header.num_readonly_unsigned_accounts,
-        _hash_b58(message.recent_blockhash),
+        "" if skip_inert else _hash_b58(message.recent_blockhash),
         sigs,
         meta.compute_units_consumed if meta.HasField("compute_units_consumed") else None,
         not skip_inert,

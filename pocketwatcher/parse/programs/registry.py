@@ -93,3 +93,15 @@ SKIP_TOP_LEVEL = {
     "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo",
     "AddressLookupTab1e1111111111111111111111111",
 }
+
+# Inner instructions of these programs are left out of the hot-path view unless their
+# first data byte is one a decoder reads (token Transfer 3 / TransferChecked 12 /
+# TransferFeeExtension 26; system Transfer 2). Everything else they do (create, init,
+# close, sync) never is part of a swap, and none of them invokes a swap.
+INERT_INNER: dict[str, frozenset[int]] = {
+    TOKEN: frozenset({3, 12, 26}),
+    TOKEN22: frozenset({3, 12, 26}),
+    SYSTEM: frozenset({2}),
+    "ComputeBudget111111111111111111111111111111": frozenset(),
+    "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL": frozenset(),
+}
