@@ -238,7 +238,7 @@ def view_from_update(
         a = ci.accounts
         if a and max(a) >= n:
             _raise_bad_index(str(i), p, a, n)
-        append(Ix(p, list(a), ci.data, i, None, 1))
+        append(Ix(p, a, ci.data, i, None, 1))
         gs = groups.get(i)
         if gs:
             inner = gs[0].instructions if len(gs) == 1 else [x for g in gs for x in g.instructions]
@@ -252,7 +252,7 @@ def view_from_update(
                 if p >= n or (a and max(a) >= n):
                     _raise_bad_index(f"{i}.{j}", p, a, n)
                 # stack heights start at 1, so an explicit 0 is treated like an absent one
-                append(Ix(p, list(a), ii.data, i, j, ii.stack_height or None))
+                append(Ix(p, a, ii.data, i, j, ii.stack_height or None))
 
     failed = meta.HasField("err")
     lookups = message.address_table_lookups

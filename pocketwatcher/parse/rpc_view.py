@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Mapping
 
 import based58
 
@@ -59,10 +60,54 @@ def _opt_int(v, what: str) -> int | None:
     return v
 
 
+class RpcBalances(Mapping):
+    """RPC token balances, converted to ``TokenBal`` (and validated) only when first read.
+
+    The hot path (``TokenInfo``) reads the few fields it needs from ``raw_rpc``.
+    """
+
+    __slots__ = ("raw_rpc", "_convert", "_d")
+
+    def __init__(self, raw: list, convert) -> None:
+        self.raw_rpc = raw
+        self._convert = convert
+        self._d: dict[int, TokenBal] | None = None
+
+    def _dict(self) -> dict[int, TokenBal]:
+        if self._d is None:
+            try:
+                self._d = self._convert(self.raw_rpc)
+            except TxError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise TxError("malformed", f"token balance: {type(e).__name__}: {e}") from e
+        return self._d
+
+    def __getitem__(self, k: int) -> TokenBal:
+        return self._dict()[k]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return f"RpcBalances({self._dict()!r})"
+
+
+def _int_list(v, what: str) -> list[int]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise TxError("malformed", f"{what} must be a list of integers")
+    return v
+
+
 def _logs(v) -> list[str] | None:
     if v is None:
         return None
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+    if not isinstance(v, list):
         raise TxError("malformed", "logMessages must be a list of text lines")
     return v
 
@@ -159,8 +204,11 @@ def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool) -> TxView:
         top = msg["instructions"]
 
     nkeys = len(keys)
-    if not all(isinstance(k, str) for k in keys) or not all(isinstance(x, str) for x in sigs):
-        raise TxError("malformed", "account keys and signatures must be base58 text")
+    try:
+        "".join(keys)  # C-level check that every key is text
+        "".join(sigs)
+    except TypeError:
+        raise TxError("malformed", "account keys and signatures must be base58 text") from None
     index_of: dict[str, int] | None = None
 
     def key_index(k: str) -> int:
@@ -177,22 +225,22 @@ def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool) -> TxView:
             if not 0 <= ix.program < nkeys or any(not 0 <= a < nkeys for a in ix.accounts):
                 raise TxError("bad_index", f"instruction {outer}")
             return ix
-        height = _opt_int(ix.get("stackHeight", default_height), "stackHeight")
+        height = ix.get("stackHeight")
         if height is None:
             height = default_height
-        if "programIdIndex" in ix:
-            p = ix["programIdIndex"]
+        elif height.__class__ is not int:
+            raise TxError("malformed", f"instruction {outer}: stackHeight {height!r:.20}")
+        p = ix.get("programIdIndex")
+        if p is not None:
             accs = ix["accounts"]
-            if isinstance(accs, str):  # some writers put base58 bytes here
-                accs = _b58decode(accs)
-            else:
-                accs = bytes(accs)  # validates: ints in 0..255 (an account index is a u8)
+            # bytes() validates in C: ints in 0..255 (an account index is a u8)
+            accs = bytes(accs) if accs.__class__ is list else _b58decode(accs)
             data = ix.get("data", "")
-            if not isinstance(data, str):
+            if data.__class__ is not str:
                 raise TxError("malformed", f"instruction {outer}: data must be base58 text")
             if p.__class__ is not int or not 0 <= p < nkeys or (accs and max(accs) >= nkeys):
                 raise TxError("bad_index", f"instruction {outer}" + (f".{inner}" if inner is not None else ""))
-            return Ix(p, list(accs), data, outer, inner, height)
+            return Ix(p, accs, data, outer, inner, height)
         pid = ix["programId"]
         if "parsed" in ix:
             accs, data = _parsed_to_raw(ix, key_index)
@@ -216,7 +264,14 @@ def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool) -> TxView:
         for j, sub in enumerate(inner_by_outer.get(i, ())):
             ixs.append(convert(sub, i, j, None))
 
-    def balances(lst) -> dict[int, TokenBal]:
+    def balances(lst):
+        if lst is None:
+            return {}
+        if not isinstance(lst, list):
+            raise TxError("malformed", "token balances must be a list")
+        return RpcBalances(lst, _eager_balances)
+
+    def _eager_balances(lst) -> dict[int, TokenBal]:
         out: dict[int, TokenBal] = {}
         for b in lst or ():
             ui = b["uiTokenAmount"]
@@ -243,11 +298,12 @@ def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool) -> TxView:
         keys=keys,
         num_signers=n_signed,
         ixs=ixs,
-        logs=_logs(meta.get("logMessages")),
+        logs=_logs(meta.get("logMessages")),  # lines are checked where read (tree.log_data_by_ix)
         pre_tokens=balances(meta.get("preTokenBalances")),
         post_tokens=balances(meta.get("postTokenBalances")),
-        pre_balances=[_opt_int(x, "preBalances") for x in meta.get("preBalances") or ()],
-        post_balances=[_opt_int(x, "postBalances") for x in meta.get("postBalances") or ()],
+        # lamport balances: no decoder reads them, so they are kept as given
+        pre_balances=_int_list(meta.get("preBalances"), "preBalances"),
+        post_balances=_int_list(meta.get("postBalances"), "postBalances"),
         fee=_opt_int(meta.get("fee"), "fee") or 0,
         failed=err is not None,
         err=err,

@@ -54,6 +54,8 @@ def compute_price(token_amount: int, token_decimals: int | None, quote_amount: i
                   quote_decimals: int | None) -> float | None:
     if not token_amount or token_decimals is None or quote_decimals is None:
         return None
+    if not (0 <= token_decimals <= 255 and 0 <= quote_decimals <= 255):  # mint decimals are a u8
+        return None
     return (quote_amount / 10**quote_decimals) / (token_amount / 10**token_decimals)
 
 

@@ -113,6 +113,8 @@ def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
     n = -1  # next position to match inside the current group
     stack: list[int] = []
     for line in logs:
+        if line.__class__ is not str:
+            break
         if line.startswith("Program ") and " invoke [" in line:
             prog = line[8:line.index(" invoke [")]
             if line.endswith(" invoke [1]"):
@@ -124,6 +126,8 @@ def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
                 n += 1
             else:
                 stack.append(-1)
+        elif line.__class__ is not str:
+            break
         elif line.startswith("Program data: "):
             if stack and stack[-1] >= 0:
                 try:
@@ -153,6 +157,8 @@ class TokenInfo:
             for tb in raw_post:
                 mint = tb.mint
                 d = tb.ui_token_amount.decimals
+                if d > 255:
+                    raise TxError("malformed", f"token balance decimals {d}")
                 acc[tb.account_index] = (mint, tb.owner or None, d)
                 dec[mint] = d
             if acc and max(acc) >= len(view.keys):
@@ -163,7 +169,29 @@ class TokenInfo:
                         raise TxError("bad_index", f"pre token balance account_index {tb.account_index}")
                     mint = tb.mint
                     d = tb.ui_token_amount.decimals
+                    if d > 255:
+                        raise TxError("malformed", f"token balance decimals {d}")
                     acc[tb.account_index] = (mint, tb.owner or None, d)
+                    dec[mint] = d
+        elif hasattr(view.post_tokens, "raw_rpc") and hasattr(view.pre_tokens, "raw_rpc"):
+            nkeys = len(view.keys)
+            for bals in (view.post_tokens.raw_rpc, view.pre_tokens.raw_rpc):
+                for b in bals:
+                    try:
+                        idx = b["accountIndex"]
+                        if idx in acc:
+                            continue
+                        mint = b["mint"]
+                        owner = b.get("owner") or None
+                        d = b["uiTokenAmount"]["decimals"]
+                    except (KeyError, TypeError) as e:
+                        raise TxError("malformed", f"token balance: {e}") from None
+                    if idx.__class__ is not int or not 0 <= idx < nkeys:
+                        raise TxError("bad_index", f"token balance accountIndex {idx!r:.20}")
+                    if mint.__class__ is not str or not (owner is None or owner.__class__ is str) \
+                            or d.__class__ is not int or not 0 <= d <= 255:
+                        raise TxError("malformed", f"token balance of account {idx}")
+                    acc[idx] = (mint, owner, d)
                     dec[mint] = d
         else:
             for bals in (view.pre_tokens, view.post_tokens):

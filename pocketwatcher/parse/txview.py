@@ -39,7 +39,7 @@ class Ix:
 
     __slots__ = ("program", "accounts", "_data", "outer", "inner", "height")
 
-    def __init__(self, program: int, accounts: list[int], data: bytes | str, outer: int,
+    def __init__(self, program: int, accounts: bytes | list[int], data: bytes | str, outer: int,
                  inner: int | None, height: int | None) -> None:
         self.program = program
         self.accounts = accounts

@@ -183,7 +183,7 @@ def test_view_fields_from_protobuf():
         ("2.0", None),
     ]
     assert v.version == 0 and v.block_time is None and v.logs is None
-    assert isinstance(v.ixs[0].accounts, list) and v.ixs[0].accounts == [0, 6, 7, 8, 9]
+    assert list(v.ixs[0].accounts) == [0, 6, 7, 8, 9]  # bytes: a sequence of u8 indexes
     assert v.pre_tokens[7].owner is None and v.pre_tokens[7].program is None
     legacy = legacy_view()
     lv = view_from_update(update_from_view(legacy))
