@@ -143,36 +143,28 @@ def log_data_by_ix(view: TxView) -> dict[int, list[bytes]]:
 
 
 class TokenInfo:
-    """Owner/mint/decimals of token accounts from the pre/post token balances."""
+    """Owner/mint/decimals of token accounts from the pre/post token balances.
 
-    __slots__ = ("view", "_acc", "_dec")
+    Protobuf balances are read lazily, per account a decoder asks about: most of a
+    transaction's token accounts are never looked at.
+    """
+
+    __slots__ = ("view", "_acc", "_dec", "_raw")
 
     def __init__(self, view: TxView) -> None:
         self.view = view
-        acc: dict[int, tuple[str, str | None, int]] = {}
+        acc: dict[int, tuple[str, str | None, int] | None] = {}
         dec: dict[str, int] = {}
+        self._raw = None
         raw_post = getattr(view.post_tokens, "raw_entries", None)
         raw_pre = getattr(view.pre_tokens, "raw_entries", None)
-        if raw_post is not None and raw_pre is not None:  # protobuf: read only what is needed
+        if raw_post is not None and raw_pre is not None:  # protobuf: index only, fields on demand
+            raw = {tb.account_index: tb for tb in raw_pre}
             for tb in raw_post:
-                mint = tb.mint
-                d = tb.ui_token_amount.decimals
-                if d > 255:
-                    raise TxError("malformed", f"token balance decimals {d}")
-                acc[tb.account_index] = (mint, tb.owner or None, d)
-                dec[mint] = d
-            if acc and max(acc) >= len(view.keys):
-                raise TxError("bad_index", f"post token balance account_index {max(acc)}")
-            for tb in raw_pre:
-                if tb.account_index not in acc:
-                    if tb.account_index >= len(view.keys):
-                        raise TxError("bad_index", f"pre token balance account_index {tb.account_index}")
-                    mint = tb.mint
-                    d = tb.ui_token_amount.decimals
-                    if d > 255:
-                        raise TxError("malformed", f"token balance decimals {d}")
-                    acc[tb.account_index] = (mint, tb.owner or None, d)
-                    dec[mint] = d
+                raw[tb.account_index] = tb
+            if raw and max(raw) >= len(view.keys):
+                raise TxError("bad_index", f"token balance account_index {max(raw)}")
+            self._raw = raw
         elif hasattr(view.post_tokens, "raw_rpc") and hasattr(view.pre_tokens, "raw_rpc"):
             nkeys = len(view.keys)
             for bals in (view.post_tokens.raw_rpc, view.pre_tokens.raw_rpc):
@@ -201,16 +193,38 @@ class TokenInfo:
         self._acc = acc
         self._dec = dec
 
+    def _load(self, idx: int):
+        tb = self._raw.get(idx) if self._raw is not None else None
+        if tb is None:
+            self._acc[idx] = None
+            return None
+        d = tb.ui_token_amount.decimals
+        if d > 255:
+            raise TxError("malformed", f"token balance decimals {d}")
+        a = self._acc[idx] = (tb.mint, tb.owner or None, d)
+        self._dec[a[0]] = d
+        return a
+
     def mint(self, idx: int) -> str | None:
-        a = self._acc.get(idx)
+        a = self._acc.get(idx, 0)
+        if a == 0:
+            a = self._load(idx)
         return a[0] if a else None
 
     def owner(self, idx: int) -> str | None:
-        a = self._acc.get(idx)
+        a = self._acc.get(idx, 0)
+        if a == 0:
+            a = self._load(idx)
         return a[1] if a else None
 
     def decimals(self, mint: str) -> int | None:
-        return self._dec.get(mint)
+        d = self._dec.get(mint)
+        if d is None and self._raw is not None:
+            for idx in self._raw:
+                if idx not in self._acc:
+                    self._load(idx)
+            d = self._dec.get(mint)
+        return d
 
     def delta(self, idx: int) -> int:
         pre = self.view.pre_tokens.get(idx)
