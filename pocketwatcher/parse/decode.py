@@ -5,7 +5,7 @@ from __future__ import annotations
 from .programs import pumpfun, token_pool
 from .programs.registry import NOT_POOLS, PUMPFUN, ROUTERS, TOKEN, TOKEN22, TOKEN_POOLS
 from .swap import Swap
-from .tree import TokenInfo, Transfer, build_parents, decode_transfer, log_data_by_ix, subtree_ends
+from .tree import TokenInfo, Transfer, build_parents, decode_transfer, log_data_by_ix
 from .txview import TxView
 
 
@@ -14,8 +14,7 @@ class Ctx:
 
     def __init__(self, view: TxView) -> None:
         self.view = view
-        self.parents = build_parents(view)
-        self.ends = subtree_ends(self.parents)
+        self.parents, self.ends = build_parents(view)
         self.tokens = TokenInfo(view)
         self._logs: dict | None = None
         self.notes: list[str] = []

@@ -227,13 +227,27 @@ def view_from_update(
             )
         groups.setdefault(outer, []).append(group)
 
+    failed = meta.HasField("err")
     ixs = []
     append = ixs.append
+    if skip_inert:
+        # per program index: skip its top-level group / which inner data tags to keep
+        skip_top = set()
+        inert: dict[int, frozenset] = {}
+        for idx, k in enumerate(keys):
+            if k in SKIP_TOP_LEVEL:
+                skip_top.add(idx)
+                if k in INERT_INNER:
+                    inert[idx] = INERT_INNER[k]
+            elif k in INERT_INNER:
+                inert[idx] = INERT_INNER[k]
+        if failed:
+            top = ()  # a failed transaction has no swaps; only its id and error matter
     for i, ci in enumerate(top):
         p = ci.program_id_index
         if p >= n:
             _raise_bad_index(str(i), p, b"", n)
-        if skip_inert and keys[p] in SKIP_TOP_LEVEL:
+        if skip_inert and p in skip_top:
             continue
         a = ci.accounts
         if a and max(a) >= n:
@@ -244,9 +258,9 @@ def view_from_update(
             inner = gs[0].instructions if len(gs) == 1 else [x for g in gs for x in g.instructions]
             for j, ii in enumerate(inner):
                 p = ii.program_id_index
-                if skip_inert and p < n and keys[p] in INERT_INNER:
+                if skip_inert and p in inert:
                     d = ii.data
-                    if not d or d[0] not in INERT_INNER[keys[p]]:
+                    if not d or d[0] not in inert[p]:
                         continue  # bookkeeping CPI (account creation, init, close): no decoder reads it
                 a = ii.accounts
                 if p >= n or (a and max(a) >= n):
@@ -254,8 +268,9 @@ def view_from_update(
                 # stack heights start at 1, so an explicit 0 is treated like an absent one
                 append(Ix(p, a, ii.data, i, j, ii.stack_height or None))
 
-    failed = meta.HasField("err")
     lookups = message.address_table_lookups
+    if skip_inert and (num_w or loaded_r):
+        lookups = None  # already resolved by the meta: the hot path does not need them
     return TxView(
         signature,
         txu.slot,

@@ -15,15 +15,22 @@ from .txview import TxError, TxView
 _u64 = struct.Struct("<Q")
 
 
-def build_parents(view: TxView) -> list[int]:
-    """parent[i] = index (in view.ixs) of the instruction that invoked ixs[i]; -1 for top-level.
+def build_parents(view: TxView) -> tuple[list[int], list[int]]:
+    """(parents, ends) of the instruction tree.
 
-    Uses stack heights; an inner instruction without one is taken as a direct child of
-    its top-level instruction (transactions from before heights were recorded).
+    parent[i] = position (in view.ixs) of the instruction that invoked ixs[i], -1 for a
+    top-level one; ends[i] = one past the last descendant of ixs[i] (descendants are
+    contiguous in execution order). Uses stack heights; an inner instruction without one
+    is taken as a direct child of its top-level instruction (transactions from before
+    heights were recorded).
     """
-    parents = [-1] * len(view.ixs)
+    ixs = view.ixs
+    n = len(ixs)
+    parents = [-1] * n
+    ends = list(range(1, n + 1))
     stack: list[tuple[int, int]] = []  # (height, position)
-    for pos, ix in enumerate(view.ixs):
+    for pos in range(n):
+        ix = ixs[pos]
         if ix.inner is None:
             stack = [(1, pos)]
             continue
@@ -35,18 +42,11 @@ def build_parents(view: TxView) -> list[int]:
             stack.pop()
         parents[pos] = stack[-1][1] if stack else -1
         stack.append((h, pos))
-    return parents
-
-
-def subtree_ends(parents: list[int]) -> list[int]:
-    """end[i]: one past the last descendant of ixs[i] (descendants are contiguous)."""
-    n = len(parents)
-    ends = list(range(1, n + 1))
     for pos in range(n - 1, -1, -1):
         p = parents[pos]
         if p >= 0 and ends[pos] > ends[p]:
             ends[p] = ends[pos]
-    return ends
+    return parents, ends
 
 
 @dataclass(slots=True)

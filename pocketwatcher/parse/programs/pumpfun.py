@@ -185,9 +185,7 @@ def make_swap(ctx, pos: int, ev: TradeEvent) -> Swap:
     curve_i = TRADE_IXS.get(bytes(ix.data[:8]), 3)
     pool = view.keys[ix.accounts[curve_i]] if curve_i < len(ix.accounts) else None
     user_signed = ev.user in view.keys[:view.num_signers]
-    dec = ctx.tokens.decimals(ev.mint)
-    if dec is None:
-        dec = 6
+    dec = 6  # every pump.fun mint is created with 6 decimals
     quote_mint = ev.quote_mint or WSOL
     qdec = ctx.tokens.decimals(quote_mint) if ev.quote_mint else 9
     vs, vt = ev.virtual_sol_reserves, ev.virtual_token_reserves

@@ -63,32 +63,28 @@ def find_pair(ctx, transfers: list[Transfer], strict: bool) -> tuple[Transfer, T
     keys = ctx.view.keys
     nsig = ctx.view.num_signers
     owner = ctx.tokens.owner
-    mints = {t.pos: _mint(ctx, t) for t in transfers}
+    # per transfer: (transfer, mint, owner of src, owner of dst, authority key)
+    legs = []
+    for t in transfers:
+        m = _mint(ctx, t)
+        if m is not None:
+            legs.append((t, m, owner(t.src), owner(t.dst), keys[t.auth]))
     best = None
-    best_score = -1
-    for o in transfers:
-        om = mints[o.pos]
-        if om is None:
-            continue
-        pool_auth = keys[o.auth]
-        for i in transfers:
-            if i is o or i.auth == o.auth:
+    best_score = -1.0
+    for o, om, osrc, odst, pool_auth in legs:
+        for i, im, _isrc, idst, iauth in legs:
+            if im == om or i.auth == o.auth:
                 continue
-            im = mints[i.pos]
-            if im is None or im == om:
-                continue
-            score = 0
-            idst = owner(i.dst)
-            if idst == pool_auth or (idst == keys[i.dst] and owner(o.src) == keys[o.src]):
+            score = 0.0
+            if idst == pool_auth or (idst == keys[i.dst] and osrc == keys[o.src]):
                 # vaults share the pool authority, or (order books) each vault is
                 # its own authority: either way both legs touch the pool's accounts
                 score += 8
             elif strict:
                 continue
-            od = owner(o.dst)
-            if od == keys[i.auth]:
+            if odst == iauth:
                 score += 4
-            elif od is None:
+            elif odst is None:
                 score += 2
             elif strict:  # an unknown program paying a third party is no swap of the trader's
                 continue
