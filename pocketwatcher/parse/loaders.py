@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import based58
@@ -58,7 +58,7 @@ def _to_proto_json(desc, obj: dict) -> dict:
                 if isinstance(v, str):
                     out[f.json_name] = v
                 elif isinstance(v, dict) and v.get("seconds") is not None:
-                    ts = datetime.fromtimestamp(int(v["seconds"]), tz=timezone.utc)
+                    ts = datetime.fromtimestamp(int(v["seconds"]), tz=UTC)
                     ts = ts.replace(microsecond=int(v.get("nanos") or 0) // 1000)
                     out[f.json_name] = ts.isoformat().replace("+00:00", "Z")
             elif f.message_type.GetOptions().map_entry:

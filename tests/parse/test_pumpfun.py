@@ -10,10 +10,10 @@ from conftest import fixture_files
 from solders.pubkey import Pubkey
 
 from pocketwatcher.parse import STATS, parse_transaction, parse_transaction_full, parse_view
-from pocketwatcher.parse.programs.registry import PUMPFUN
-from pocketwatcher.parse.rpc_view import view_from_rpc
 from pocketwatcher.parse.loaders import load_file
 from pocketwatcher.parse.programs.pumpfun import EVENT_TAG, TRADE_EVENT, decode_trade_event
+from pocketwatcher.parse.programs.registry import PUMPFUN
+from pocketwatcher.parse.rpc_view import view_from_rpc
 from pocketwatcher.parse.swap import WSOL
 
 MINT = Pubkey.new_unique()
