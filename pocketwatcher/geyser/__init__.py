@@ -1,0 +1,1 @@
+"""Yellowstone (Geyser) plumbing: the capture file format, the replay server, the client."""
