@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TX_DIR = REPO_ROOT / "data" / "sample_tx"
 
 
-def _swap_rows(paths: list[Path]):
+def _swap_rows(paths: list[Path], alt_resolver=None):
     from .parse import parse_transaction_full, parse_update_full
     from .parse.loaders import load_file
     from .parse.txview import TxError
@@ -32,7 +32,10 @@ def _swap_rows(paths: list[Path]):
             typer.secho(f"{path}: skipped: {e}", err=True, fg="yellow")
             continue
         for item in items:
-            res = parse_update_full(item) if not isinstance(item, dict) else parse_transaction_full(item)
+            if isinstance(item, dict):
+                res = parse_transaction_full(item, alt_resolver=alt_resolver)
+            else:
+                res = parse_update_full(item)
             if res.reason and res.reason != "failed_transaction":
                 typer.secho(f"{path}: a transaction gave no swaps: {res.reason}", err=True, fg="yellow")
             yield path, res
@@ -72,9 +75,17 @@ def parse(
     files: list[Path] = typer.Argument(..., help="JSON files: a getTransaction result, an envelope, "
                                        "a list of them, or Yellowstone updates written as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per swap per line instead of a table."),
+    alt_rpc: str = typer.Option(None, "--alt-rpc", envvar="POCKETWATCHER_ALT_RPC",
+                                help="JSON-RPC URL to resolve address lookup tables of v0 transactions "
+                                     "saved without their loaded addresses."),
 ) -> None:
     """Parse transactions from JSON files and print their swaps."""
-    results = _swap_rows(files)
+    resolver = None
+    if alt_rpc:
+        from .parse.alt import AltResolver
+
+        resolver = AltResolver(alt_rpc)
+    results = _swap_rows(files, resolver)
     if jsonl:
         out = sys.stdout
         for _path, res in results:

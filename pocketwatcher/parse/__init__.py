@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .decode import decode_view
 from .programs.pumpfun import TokenEvent
+from .programs.registry import SYSTEM
 from .swap import Swap
 from .txview import TxError, TxView
 
@@ -36,11 +37,41 @@ STATS = ParseStats()
 
 
 @dataclass(slots=True)
+class SolTransfer:
+    """A plain top-level SOL transfer between wallets (how actors fund their wallets)."""
+
+    signature: str
+    slot: int | None
+    block_time: int | None
+    ix: str
+    source: str
+    destination: str
+    lamports: int
+
+
+@dataclass(slots=True)
 class ParseResult:
     swaps: list[Swap]
     events: list[TokenEvent]
     reason: str | None = None  # why nothing could be read, when that happened
     view: TxView | None = None
+    transfers: list[SolTransfer] = field(default_factory=list)
+
+
+def sol_transfers(view: TxView) -> list[SolTransfer]:
+    """Top-level System Program transfers of a successful transaction."""
+    from .tree import system_transfer
+
+    out = []
+    if view.failed:
+        return out
+    for pos, ix in enumerate(view.ixs):
+        if ix.inner is None and view.keys[ix.program] == SYSTEM:
+            t = system_transfer(view, pos)
+            if t is not None and t[2] > 0:
+                out.append(SolTransfer(view.signature, view.slot, view.block_time, ix.path,
+                                       view.keys[t[0]], view.keys[t[1]], t[2]))
+    return out
 
 
 def _skip(reason: str, detail: str = "", sig: str = "") -> ParseResult:
@@ -70,9 +101,7 @@ def parse_transaction_full(tx: dict, *, alt_resolver=None) -> ParseResult:
     from .rpc_view import view_from_rpc
 
     try:
-        view = view_from_rpc(tx, skip_inert=True)
-        if alt_resolver is not None and view.lookups and view.num_static_keys == len(view.keys):
-            _resolve_lookups(view, alt_resolver)
+        view = view_from_rpc(tx, skip_inert=True, alt_resolver=alt_resolver)
     except TxError as e:
         STATS.transactions += 1
         return _skip(e.reason, e.detail)
@@ -80,16 +109,6 @@ def parse_transaction_full(tx: dict, *, alt_resolver=None) -> ParseResult:
         STATS.transactions += 1
         return _skip("malformed", f"{type(e).__name__}: {e}")
     return parse_view(view)
-
-
-def _resolve_lookups(view: TxView, resolver) -> None:
-    """Fill loaded addresses for a v0 transaction that arrived without them."""
-    try:
-        writable, readonly = resolver.resolve(view.lookups)
-    except Exception as e:  # noqa: BLE001
-        raise TxError("alt_unresolved", str(e)) from e
-    view.keys = view.keys + list(writable) + list(readonly)
-    view.num_loaded_writable = len(writable)
 
 
 def parse_transaction(tx: dict, *, alt_resolver=None) -> list[Swap]:
@@ -97,18 +116,26 @@ def parse_transaction(tx: dict, *, alt_resolver=None) -> list[Swap]:
     return parse_transaction_full(tx, alt_resolver=alt_resolver).swaps
 
 
-def parse_update_full(update) -> ParseResult:
+def parse_update_full(update, *, transfers: bool = False) -> ParseResult:
+    """Like :func:`parse_update`, with the reason, the view and lifecycle events.
+
+    ``transfers=True`` also collects plain SOL transfers (wallet funding), at the cost of
+    building the complete view.
+    """
     from .grpc_view import view_from_update
 
     try:
-        view = view_from_update(update, skip_inert=True)
+        view = view_from_update(update, skip_inert=not transfers)
     except TxError as e:
         STATS.transactions += 1
         return _skip(e.reason, e.detail)
     except Exception as e:  # noqa: BLE001
         STATS.transactions += 1
         return _skip("malformed", f"{type(e).__name__}: {e}")
-    return parse_view(view)
+    res = parse_view(view)
+    if transfers:
+        res.transfers = sol_transfers(view)
+    return res
 
 
 def parse_update(update) -> list[Swap]:
@@ -116,5 +143,5 @@ def parse_update(update) -> list[Swap]:
     return parse_update_full(update).swaps
 
 
-__all__ = ["Swap", "TokenEvent", "TxError", "TxView", "ParseResult", "STATS", "parse_transaction",
+__all__ = ["Swap", "TokenEvent", "TxError", "TxView", "ParseResult", "SolTransfer", "STATS", "parse_transaction",
            "parse_transaction_full", "parse_update", "parse_update_full", "parse_view"]

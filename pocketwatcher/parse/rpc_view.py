@@ -143,11 +143,13 @@ def _parsed_to_raw(ix: dict, key_index) -> tuple[list[int], bytes] | None:
     return [], b""
 
 
-def view_from_rpc(tx: dict, *, skip_inert: bool = False) -> TxView:
+def view_from_rpc(tx: dict, *, skip_inert: bool = False, alt_resolver=None) -> TxView:
     """Normalize a decoded ``getTransaction`` result.
 
     ``skip_inert`` leaves out instruction groups whose top-level program can never lead
     to a swap (compute budget, ATA, token, system); the view is then marked incomplete.
+    A v0 transaction whose meta lacks ``loadedAddresses`` has them resolved through
+    ``alt_resolver`` (see :mod:`pocketwatcher.parse.alt`) when one is given.
     """
     if not isinstance(tx, dict):
         raise TxError("not_a_transaction", f"expected an object, got {type(tx).__name__}")
@@ -156,20 +158,34 @@ def view_from_rpc(tx: dict, *, skip_inert: bool = False) -> TxView:
     if not isinstance(meta, dict) or raw_tx is None:
         raise TxError("not_a_transaction", "missing transaction or meta")
     try:
-        return _build(tx, meta, raw_tx, skip_inert)
+        return _build(tx, meta, raw_tx, skip_inert, alt_resolver)
     except TxError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, struct.error) as e:
         raise TxError("malformed", f"{type(e).__name__}: {e}") from e
 
 
-def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool) -> TxView:
+def _loaded(meta: dict, lookups: list, alt_resolver) -> tuple[list[str], list[str]]:
+    loaded = meta.get("loadedAddresses")
+    if loaded is not None or not lookups:
+        loaded = loaded or {}
+        return list(loaded.get("writable") or []), list(loaded.get("readonly") or [])
+    if alt_resolver is None:
+        raise TxError("missing_loaded_addresses",
+                      "v0 transaction without meta.loadedAddresses; pass an AltResolver to resolve them")
+    try:
+        w, r = alt_resolver.resolve(lookups)
+    except Exception as e:  # noqa: BLE001 - any resolver failure is one reason
+        raise TxError("alt_unresolved", str(e)) from e
+    return list(w), list(r)
+
+
+def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool, alt_resolver) -> TxView:
     lookups: list[tuple[str, bytes, bytes]] = []
     if isinstance(raw_tx, list):  # ["<base64>", "base64"]
         keys, sigs, header, blockhash, top, lookups, version = _from_wire(raw_tx)
-        loaded = meta.get("loadedAddresses") or {}
-        lw = list(loaded.get("writable") or [])
-        keys = keys + lw + list(loaded.get("readonly") or [])
+        lw, lr = _loaded(meta, lookups, alt_resolver)
+        keys = keys + lw + lr
         header = header[:4] + (len(lw),)
     else:
         msg = raw_tx["message"]
@@ -185,19 +201,20 @@ def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool) -> TxView:
             n_static = len(static)
             n_lw = sum(1 for k in akeys if k.get("source") == "lookupTable" and k.get("writable"))
             header = (n_signed, n_ro_signed, n_ro_unsigned, n_static, n_lw)
+            for lk in msg.get("addressTableLookups") or []:
+                lookups.append((lk["accountKey"], bytes(lk.get("writableIndexes") or []),
+                                bytes(lk.get("readonlyIndexes") or [])))
         else:
             keys = list(akeys)
             h = msg.get("header") or {}
-            loaded = meta.get("loadedAddresses") or {}
-            lw = loaded.get("writable") or []
-            lr = loaded.get("readonly") or []
+            for lk in msg.get("addressTableLookups") or []:
+                lookups.append((lk["accountKey"], bytes(lk.get("writableIndexes") or []),
+                                bytes(lk.get("readonlyIndexes") or [])))
+            lw, lr = _loaded(meta, lookups, alt_resolver)
             n_static = len(keys)
-            keys = keys + list(lw) + list(lr)
+            keys = keys + lw + lr
             header = (h.get("numRequiredSignatures", 1), h.get("numReadonlySignedAccounts", 0),
                       h.get("numReadonlyUnsignedAccounts", 0), n_static, len(lw))
-        for lk in msg.get("addressTableLookups") or []:
-            lookups.append((lk["accountKey"], bytes(lk.get("writableIndexes") or []),
-                            bytes(lk.get("readonlyIndexes") or [])))
         version = tx.get("version")
         if version is None:
             version = 0 if "addressTableLookups" in msg else "legacy"

@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL (the runner) and Parquet (exports for the workbench)."""

@@ -1,0 +1,53 @@
+"""The command line, run as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import LOCAL_TX, REPO
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "pocketwatcher", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_subcommands():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("parse", "demo"):
+        assert cmd in out.stdout
+
+
+def test_parse_jsonl_gives_one_object_per_swap():
+    f = LOCAL_TX / "0xjeffro-tx-parser__pumpfun_buy_bundle.json"
+    out = run("parse", "--jsonl", str(f))
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 4
+    for r in rows:
+        assert r["program"] == "pumpfun" and r["side"] == "buy"
+        assert isinstance(r["token_amount"], int) and isinstance(r["quote_amount"], int)
+        for key in ("signature", "slot", "block_time", "ix", "pool", "trader", "mint", "token_decimals",
+                    "quote_mint", "price", "virtual_sol_reserves", "virtual_token_reserves", "mcap_sol"):
+            assert key in r
+
+
+def test_parse_table_and_bad_file_keeps_going(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    f = LOCAL_TX / "0xjeffro-tx-parser__raydiumLiquidityPoolV4_swap_1.json"
+    out = run("parse", str(bad), str(f))
+    assert out.returncode == 0
+    assert "bad.json" in out.stderr and "line 1" in out.stderr  # names the file and the place
+    assert "raydium_amm_v4" in out.stdout
+
+
+def test_demo_runs():
+    out = run("demo")
+    assert out.returncode == 0, out.stderr
+    assert "swaps" in out.stdout and "pumpfun" in out.stdout
