@@ -23,7 +23,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from pocketwatcher.parse.programs.registry import INERT_INNER, SKIP_TOP_LEVEL
-from pocketwatcher.parse.txview import Ix, TokenBal, TxError, TxView
+from pocketwatcher.parse.txview import Ix, LazyBalances, TokenBal, TxError, TxView
 from pocketwatcher.proto import geyser_pb2
 from pocketwatcher.proto import solana_storage_pb2 as storage
 
@@ -107,39 +107,6 @@ def _token_balances(tbs: list, n: int, where: str) -> dict[int, TokenBal]:
     if out and max(out) >= n:
         raise TxError("bad_index", f"meta.{where}: account_index {max(out)} but the transaction has {n} keys")
     return out
-
-
-class PbBalances(Mapping):
-    """Token balances of a protobuf meta, converted to ``TokenBal`` only when first read.
-
-    The hot path (``TokenInfo``) reads the few fields it needs straight from
-    ``raw_entries``; everything else sees an ordinary read-only mapping.
-    """
-
-    __slots__ = ("raw_entries", "_n", "_where", "_d")
-
-    def __init__(self, raw, n: int, where: str) -> None:
-        self.raw_entries = raw
-        self._n = n
-        self._where = where
-        self._d: dict[int, TokenBal] | None = None
-
-    def _dict(self) -> dict[int, TokenBal]:
-        if self._d is None:
-            self._d = _token_balances(self.raw_entries[:], self._n, self._where)
-        return self._d
-
-    def __getitem__(self, k: int) -> TokenBal:
-        return self._dict()[k]
-
-    def __iter__(self):
-        return iter(self._dict())
-
-    def __len__(self) -> int:
-        return len(self._dict())
-
-    def __repr__(self) -> str:
-        return f"PbBalances({self._dict()!r})"
 
 
 def _raise_bad_index(path: str, program: int, accounts: bytes, n: int) -> None:
@@ -280,8 +247,10 @@ def view_from_update(
         header.num_required_signatures,
         ixs,
         None if meta.log_messages_none else meta.log_messages,  # a sequence view, no copy
-        PbBalances(meta.pre_token_balances, n, "pre_token_balances"),
-        PbBalances(meta.post_token_balances, n, "post_token_balances"),
+        LazyBalances(meta.pre_token_balances, "protobuf",
+                     lambda raw: _token_balances(raw[:], n, "pre_token_balances")),
+        LazyBalances(meta.post_token_balances, "protobuf",
+                     lambda raw: _token_balances(raw[:], n, "post_token_balances")),
         meta.pre_balances,  # sequence views, no copy: decoders never read lamports
         meta.post_balances,
         meta.fee,

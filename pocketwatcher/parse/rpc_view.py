@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Mapping
 
 import based58
 
 from .programs.registry import SKIP_TOP_LEVEL
-from .txview import Ix, TokenBal, TxError, TxView
+from .txview import Ix, LazyBalances, TokenBal, TxError, TxView
 
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN22 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
@@ -58,42 +57,6 @@ def _opt_int(v, what: str) -> int | None:
     if v.__class__ is not int:
         raise TxError("malformed", f"{what} must be an integer, got {v!r:.40}")
     return v
-
-
-class RpcBalances(Mapping):
-    """RPC token balances, converted to ``TokenBal`` (and validated) only when first read.
-
-    The hot path (``TokenInfo``) reads the few fields it needs from ``raw_rpc``.
-    """
-
-    __slots__ = ("raw_rpc", "_convert", "_d")
-
-    def __init__(self, raw: list, convert) -> None:
-        self.raw_rpc = raw
-        self._convert = convert
-        self._d: dict[int, TokenBal] | None = None
-
-    def _dict(self) -> dict[int, TokenBal]:
-        if self._d is None:
-            try:
-                self._d = self._convert(self.raw_rpc)
-            except TxError:
-                raise
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
-                raise TxError("malformed", f"token balance: {type(e).__name__}: {e}") from e
-        return self._d
-
-    def __getitem__(self, k: int) -> TokenBal:
-        return self._dict()[k]
-
-    def __iter__(self):
-        return iter(self._dict())
-
-    def __len__(self) -> int:
-        return len(self._dict())
-
-    def __repr__(self) -> str:
-        return f"RpcBalances({self._dict()!r})"
 
 
 def _int_list(v, what: str) -> list[int]:
@@ -286,7 +249,15 @@ def _build(tx: dict, meta: dict, raw_tx, skip_inert: bool, alt_resolver) -> TxVi
             return {}
         if not isinstance(lst, list):
             raise TxError("malformed", "token balances must be a list")
-        return RpcBalances(lst, _eager_balances)
+        return LazyBalances(lst, "rpc", _checked_balances)
+
+    def _checked_balances(lst) -> dict[int, TokenBal]:
+        try:
+            return _eager_balances(lst)
+        except TxError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise TxError("malformed", f"token balance: {type(e).__name__}: {e}") from e
 
     def _eager_balances(lst) -> dict[int, TokenBal]:
         out: dict[int, TokenBal] = {}

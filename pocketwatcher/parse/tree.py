@@ -156,18 +156,17 @@ class TokenInfo:
         acc: dict[int, tuple[str, str | None, int] | None] = {}
         dec: dict[str, int] = {}
         self._raw = None
-        raw_post = getattr(view.post_tokens, "raw_entries", None)
-        raw_pre = getattr(view.pre_tokens, "raw_entries", None)
-        if raw_post is not None and raw_pre is not None:  # protobuf: index only, fields on demand
-            raw = {tb.account_index: tb for tb in raw_pre}
-            for tb in raw_post:
+        kinds = (getattr(view.pre_tokens, "kind", None), getattr(view.post_tokens, "kind", None))
+        if kinds == ("protobuf", "protobuf"):  # index only, fields on demand
+            raw = {tb.account_index: tb for tb in view.pre_tokens.raw}
+            for tb in view.post_tokens.raw:
                 raw[tb.account_index] = tb
             if raw and max(raw) >= len(view.keys):
                 raise TxError("bad_index", f"token balance account_index {max(raw)}")
             self._raw = raw
-        elif hasattr(view.post_tokens, "raw_rpc") and hasattr(view.pre_tokens, "raw_rpc"):
+        elif kinds == ("rpc", "rpc"):
             nkeys = len(view.keys)
-            for bals in (view.post_tokens.raw_rpc, view.pre_tokens.raw_rpc):
+            for bals in (view.post_tokens.raw, view.pre_tokens.raw):
                 for b in bals:
                     try:
                         idx = b["accountIndex"]

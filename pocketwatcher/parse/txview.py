@@ -12,6 +12,7 @@ instruction followed by its inner (CPI) instructions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import based58
@@ -85,6 +86,40 @@ class TokenBal:
     amount: int
     decimals: int
     program: str | None
+
+
+class LazyBalances(Mapping):
+    """Token balances kept in their source form and converted to ``TokenBal`` on first read.
+
+    The hot path (``tree.TokenInfo``) reads the few fields it needs straight from ``raw``
+    (``kind`` says whether that is a protobuf repeated field or a list of RPC dicts);
+    everything else sees an ordinary read-only mapping.
+    """
+
+    __slots__ = ("raw", "kind", "_convert", "_d")
+
+    def __init__(self, raw, kind: str, convert) -> None:
+        self.raw = raw
+        self.kind = kind
+        self._convert = convert
+        self._d: dict[int, TokenBal] | None = None
+
+    def _dict(self) -> dict[int, TokenBal]:
+        if self._d is None:
+            self._d = self._convert(self.raw)
+        return self._d
+
+    def __getitem__(self, k: int) -> TokenBal:
+        return self._dict()[k]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return f"LazyBalances({self._dict()!r})"
 
 
 @dataclass(slots=True)
