@@ -113,6 +113,9 @@ def decode_view(view: TxView) -> tuple[list[Swap], list[pumpfun.TokenEvent], lis
             s.router = ctx.router_of(pos)
             found.append((pos, s))
             _claim(claimed, pos, end)
+    payer = keys[0]
+    for _, s in found:
+        s.fee_payer = payer
     if len(found) > 1:
         found.sort(key=lambda x: x[0])
     if len(events) > 1:

@@ -37,6 +37,7 @@ class Swap:
     block_time_estimated: bool = False
     tx_index: int | None = None  # position in block, when known
     router: str | None = None  # e.g. "jupiter" when the swap ran through one
+    fee_payer: str | None = None  # the transaction's fee payer (differs from trader for bots/relayers)
     virtual_sol_reserves: int | None = None  # bonding curves: after the trade
     virtual_token_reserves: int | None = None
     mcap_sol: float | None = None

@@ -30,10 +30,13 @@ SWAP_SCHEMA = pa.schema([
     ("quote_mint", pa.string()), ("quote_amount", pa.uint64()), ("quote_decimals", pa.uint8()),
     ("price", pa.float64()), ("virtual_sol_reserves", pa.uint64()),
     ("virtual_token_reserves", pa.uint64()), ("mcap_sol", pa.float64()), ("fees", pa.string()),
+    ("fee_payer", pa.string()),
+    # stream-wide wallet facts stamped in stream order (pocketwatcher.enrich.wallets)
+    ("first_seen", pa.int64()), ("cluster", pa.string()), ("smart", pa.bool_()),
 ])
 EVENT_SCHEMA = pa.schema([
     ("kind", pa.string()), ("signature", pa.string()), ("ix", pa.string()), ("slot", pa.uint64()),
-    ("block_time", pa.int64()), ("program", pa.string()), ("mint", pa.string()),
+    ("tx_index", pa.uint32()), ("block_time", pa.int64()), ("program", pa.string()), ("mint", pa.string()),
     ("user", pa.string()), ("creator", pa.string()), ("bonding_curve", pa.string()),
     ("name", pa.string()), ("symbol", pa.string()), ("uri", pa.string()), ("pool", pa.string()),
 ])
@@ -43,9 +46,11 @@ TRANSFER_SCHEMA = pa.schema([
 ])
 
 
-def swap_row(s) -> dict:
+def swap_row(s, enrichment=None) -> dict:
     d = asdict(s)
     d["fees"] = json.dumps(d["fees"], separators=(",", ":")) if d["fees"] else None
+    if enrichment is not None:
+        d["first_seen"], d["cluster"], d["smart"] = enrichment.first_seen, enrichment.cluster, enrichment.smart
     return {k: d.get(k) for k in SWAP_SCHEMA.names}
 
 
@@ -65,8 +70,8 @@ class SwapParquetWriter:
         self._in_part = 0
         self.count = 0
 
-    def add(self, swap) -> None:
-        self._rows.append(swap_row(swap))
+    def add(self, swap, enrichment=None) -> None:
+        self._rows.append(swap_row(swap, enrichment))
         if len(self._rows) >= self.batch:
             self._flush()
 
@@ -103,6 +108,7 @@ def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
 def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> dict:
     """Parse a capture into Parquet swaps (two passes: block times first, then transactions)."""
     from ..geyser.capture import CaptureReader
+    from ..enrich.wallets import Enricher
     from ..geyser.clock import SlotClock
     from ..parse import STATS, parse_update_full
     from ..progress import progress_bar
@@ -112,6 +118,7 @@ def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> di
     out_dir.mkdir(parents=True, exist_ok=True)
     reader = CaptureReader(capture)
     clock = SlotClock(max_slots=10_000_000)
+    enricher = Enricher()
     total = 0
     msg = geyser_pb2.SubscribeUpdate()
     for raw in reader:  # pass 1: the slot clock (and the record count, for the bar)
@@ -136,15 +143,16 @@ def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> di
             if res.view is None:
                 continue
             bt, est = clock.time_of(res.view.slot)
-            for s in res.swaps:
-                s.block_time, s.block_time_estimated = bt, est
-                swaps.add(s)
-            for e in res.events:
-                e.block_time = bt
-                events.append(e.to_dict())
             for t in res.transfers:
                 t.block_time = bt
                 transfers.append(asdict(t))
+                enricher.on_transfer(t.source, t.destination, t.lamports, bt)
+            for e in res.events:
+                e.block_time = bt
+                events.append({**e.to_dict(), "tx_index": res.view.index})
+            for s in res.swaps:
+                s.block_time, s.block_time_estimated = bt, est
+                swaps.add(s, enricher.on_swap(s, s.fee_payer))
     swaps.close()
     write_table(events, EVENT_SCHEMA, out_dir / "events.parquet")
     write_table(transfers, TRANSFER_SCHEMA, out_dir / "transfers.parquet")

@@ -1,0 +1,1 @@
+"""Enrichment: facts about wallets and tokens that need more than one swap to know."""
