@@ -107,8 +107,8 @@ def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
 
 def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> dict:
     """Parse a capture into Parquet swaps (two passes: block times first, then transactions)."""
-    from ..geyser.capture import CaptureReader
     from ..enrich.wallets import Enricher
+    from ..geyser.capture import CaptureReader
     from ..geyser.clock import SlotClock
     from ..parse import STATS, parse_update_full
     from ..progress import progress_bar
