@@ -109,6 +109,145 @@ def demo() -> None:
                f"no-swap reasons: {dict(STATS.reasons) or 'none'}")
 
 
+@app.command()
+def simulate(
+    minutes: float = typer.Option(5.0, "--minutes", "-m", help="Simulated minutes of market activity."),
+    seed: int = typer.Option(1, "--seed", "-s", help="Random seed: the same seed gives the same bytes."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for capture.pwcap and truth/."),
+    launches_per_minute: float = typer.Option(20.0, "--launches-per-minute", help="Token launch rate."),
+) -> None:
+    """Simulate a pump.fun-era market into a capture plus ground truth."""
+    from .sim import simulate as run_sim
+
+    summary = run_sim(minutes, seed, out, launches_per_minute=launches_per_minute, progress=True)
+    typer.echo(json.dumps(summary, default=str))
+
+
+@app.command()
+def replay(
+    capture: Path = typer.Argument(..., help="A .pwcap capture to stream."),
+    port: int = typer.Option(10000, "--port", "-p", help="TCP port (0 = any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
+    speed: str = typer.Option("max", "--speed", help="max (as fast as the client reads) or a factor: 1, 10, ..."),
+    x_token: str = typer.Option(None, "--x-token", envvar="GEYSER_X_TOKEN",
+                                help="Require this x-token from clients (never printed)."),
+) -> None:
+    """Serve a capture over the Yellowstone Geyser gRPC protocol."""
+    from .geyser.capture import CaptureError
+    from .geyser.server import parse_speed, serve_forever
+
+    try:
+        code = serve_forever(capture, host=host, port=port, speed=parse_speed(speed), x_token=x_token)
+    except (CaptureError, ValueError) as e:
+        typer.secho(str(e), err=True, fg="red")
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def capture(
+    endpoint: str = typer.Option(..., "--endpoint", help="http://host:port (plaintext) or https://host (TLS)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .pwcap file to write."),
+    x_token: str = typer.Option(None, "--x-token", envvar="GEYSER_X_TOKEN", help="Provider x-token."),
+    duration: float = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    max_updates: int = typer.Option(None, "--max-updates", help="Stop after this many updates."),
+) -> None:
+    """Record a live Yellowstone stream (watched programs' transactions + block meta) into a capture."""
+    from .geyser.client import GeyserError
+    from .geyser.record import record
+
+    try:
+        n = record(endpoint, out, x_token=x_token, duration=duration, max_updates=max_updates)
+    except GeyserError as e:
+        typer.secho(str(e), err=True, fg="red")
+        raise typer.Exit(2) from None
+    typer.echo(f"{n} updates written to {out}")
+
+
+@app.command("export-swaps")
+def export_swaps(
+    capture: Path = typer.Argument(..., help="A .pwcap capture."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for swaps/*.parquet, events, transfers."),
+) -> None:
+    """Parse a capture into Parquet swaps (the backtest and notebook input)."""
+    from .geyser.capture import CaptureError
+    from .store.parquet import export_capture
+
+    try:
+        summary = export_capture(capture, out, progress=True)
+    except CaptureError as e:
+        typer.secho(str(e), err=True, fg="red")
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(summary))
+
+
+DEFAULT_TRIGGERS = REPO_ROOT / "triggers.toml"
+
+
+def _load_triggers(path: Path | None):
+    from .triggers.config import TriggerFileError, load_triggers
+
+    try:
+        return load_triggers(path or DEFAULT_TRIGGERS)
+    except TriggerFileError as e:
+        typer.secho(str(e), err=True, fg="red")
+        raise typer.Exit(2) from None
+    except FileNotFoundError as e:
+        typer.secho(f"{e.filename}: no such trigger file (pass --triggers FILE)", err=True, fg="red")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def backtest(
+    swaps: Path = typer.Option(..., "--swaps", help="Folder from export-swaps/export, a Parquet file, or a glob."),
+    triggers: Path = typer.Option(None, "--triggers", "-t", help="Trigger file (default: triggers.toml)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for alerts.parquet and metrics.parquet."),
+    latency_slots: int = typer.Option(2, "--latency-slots", help="Slots between an alert and the entry swap."),
+    workers: int = typer.Option(None, "--workers", help="Engine processes (default: one per core)."),
+) -> None:
+    """Run the trigger engine over stored swaps and score every alert."""
+    from .backtest.run import print_metrics, run_backtest
+
+    ts = _load_triggers(triggers)
+    try:
+        result = run_backtest(swaps, ts, out, latency_slots=latency_slots, workers=workers)
+    except FileNotFoundError as e:
+        typer.secho(str(e), err=True, fg="red")
+        raise typer.Exit(2) from None
+    print_metrics(result)
+    if out:
+        typer.echo(f"wrote {out}/alerts.parquet and {out}/metrics.parquet")
+
+
+@app.command()
+def features() -> None:
+    """List the feature catalogue a trigger's `when` may use, with units."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .triggers.catalogue import CATALOGUE
+
+    t = Table(title="features")
+    for c in ("name", "type", "unit", "meaning"):
+        t.add_column(c)
+    for f in CATALOGUE.values():
+        t.add_row(f.name, f.type, f.unit, f.doc)
+    Console().print(t)
+
+
+@app.command("check-triggers")
+def check_triggers(
+    triggers: Path = typer.Argument(None, help="Trigger file (default: triggers.toml)."),
+) -> None:
+    """Validate a trigger file; prints each trigger or the first problem with its line."""
+    ts = _load_triggers(triggers)
+    for t in ts.triggers:
+        floor = f"mcap ≥ {t.mcap_floor_sol:g} SOL" if t.mcap_floor_sol else "no floor"
+        cd = "once per mint" if t.once else f"cooldown {t.cooldown_s}s"
+        typer.echo(f"{t.name} v{t.version}: {t.when}  [{floor}; {cd}; → {', '.join(t.channels)}]")
+    typer.echo(f"{len(ts.triggers)} triggers OK ({ts.version_hash[:12]})")
+
+
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Debug logging.")) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,

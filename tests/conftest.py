@@ -33,3 +33,71 @@ def expected_swaps() -> dict:
         pytest.fail(f"{path} is missing: the tests need ../shared beside the checkout "
                     "(or POCKETWATCHER_SHARED)")
     return json.loads(path.read_text())
+
+
+# -- real servers ---------------------------------------------------------------------
+# Integration tests use the PostgreSQL and Redis that run on this machine (and in CI):
+# each test session creates its own database and Redis key prefix and removes them
+# afterwards, so runs never collide or depend on leftovers. Set PW_TEST_PG_ADMIN /
+# PW_TEST_REDIS to point elsewhere.
+
+import asyncio  # noqa: E402
+import uuid  # noqa: E402
+
+PG_ADMIN = os.environ.get("PW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("PW_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _pg_dsn(dbname: str) -> str:
+    base, _, _ = PG_ADMIN.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    con = await asyncpg.connect(PG_ADMIN, timeout=10)
+    try:
+        await con.execute(sql)
+    finally:
+        await con.close()
+
+
+def new_database() -> str:
+    """Create an empty database for a test and return its URL (drop it with drop_database)."""
+    name = f"pw_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    return _pg_dsn(name)
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database on the machine's server; dropped after the test."""
+    try:
+        url = new_database()
+    except OSError as e:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} ({e}); start it (see README)")
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def redis_prefix():
+    """(redis URL, unique key prefix); every key under the prefix is deleted afterwards."""
+    import redis
+
+    prefix = f"pwtest:{uuid.uuid4().hex[:10]}:"
+    r = redis.Redis.from_url(REDIS_BASE)
+    try:
+        r.ping()
+    except redis.ConnectionError as e:
+        pytest.fail(f"Redis is not reachable at {REDIS_BASE} ({e}); start it (see README)")
+    yield REDIS_BASE, prefix
+    for key in r.scan_iter(match=prefix + "*", count=1000):
+        r.delete(key)
+    r.close()
