@@ -83,8 +83,8 @@ def run_backtest(swaps_path, triggers, out_dir: Path | None = None, *, latency_s
     con.register("alerts_in", table)
     con.execute("CREATE TEMP TABLE alerts AS SELECT * FROM alerts_in")
     con.execute(f"CREATE TEMP TABLE outcomes AS {outcomes_sql(latency_slots)}")
-    outcomes = con.execute("SELECT * FROM outcomes ORDER BY slot, id").to_arrow_table()
-    metrics = con.execute(metrics_sql()).to_arrow_table()
+    outcomes = con.sql("SELECT * FROM outcomes ORDER BY slot, id").to_arrow_table()
+    metrics = con.sql(metrics_sql()).to_arrow_table()
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

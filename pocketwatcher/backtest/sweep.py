@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..triggers.engine import TriggerEngine, alert_id
 from ..triggers.features import MintState
@@ -101,7 +102,7 @@ def sweep(ftable: pa.Table, template: str, settings: list[dict], *, mcap_floor: 
                              **{p: [float(s[p]) for s in settings] for p in params}})
     con.register("settings_in", settings_tbl)
     floor = f'AND f."mcap_sol" >= {float(mcap_floor)!r}' if mcap_floor else ""
-    cand = con.execute(f"""
+    cand = con.sql(f"""
         SELECT s.setting_id, f.mint, f.ord, f.block_time, f.swap_id, f.signature, f.ix, f.slot
         FROM features_in f, settings_in s
         WHERE ({where}) IS TRUE {floor}
@@ -121,7 +122,8 @@ def _apply_cooldown(cand: pa.Table, cooldown_s: int, once: bool) -> pa.Table:
     if cand.num_rows == 0:
         return cand
     sid = cand["setting_id"].to_numpy()
-    mint_codes = pa.compute.dictionary_encode(cand["mint"]).combine_chunks().indices.to_numpy()
+    # one dictionary for the whole column (per-chunk dictionaries would give clashing codes)
+    mint_codes = pc.dictionary_encode(cand["mint"].combine_chunks()).indices.to_numpy()
     t = cand["block_time"].to_numpy().astype(np.int64)
     group = np.flatnonzero(np.r_[True, (sid[1:] != sid[:-1]) | (mint_codes[1:] != mint_codes[:-1])])
     ends = np.r_[group[1:], len(t)]
