@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from ..triggers.engine import TriggerEngine
 from ..triggers.trade import ix_key
 from .data import connect, iter_stream, resolve, swaps_view
-from .outcomes import HORIZONS, metrics_sql, outcomes_sql
+from .outcomes import HORIZONS, compute_outcomes, metrics_sql
 
 ALERT_SCHEMA = pa.schema([
     ("id", pa.string()), ("trigger", pa.string()), ("version", pa.int32()), ("mint", pa.string()),
@@ -80,10 +80,8 @@ def run_backtest(swaps_path, triggers, out_dir: Path | None = None, *, latency_s
     swaps_view(con, swaps_glob)
     rows = [{**a, "features": json.dumps(a["features"], sort_keys=True, default=_num)} for a in alerts]
     table = pa.Table.from_pylist([{k: r.get(k) for k in ALERT_SCHEMA.names} for r in rows], schema=ALERT_SCHEMA)
-    con.register("alerts_in", table)
-    con.execute("CREATE TEMP TABLE alerts AS SELECT * FROM alerts_in")
-    con.execute(f"CREATE TEMP TABLE outcomes AS {outcomes_sql(latency_slots)}")
-    outcomes = con.sql("SELECT * FROM outcomes ORDER BY slot, id").to_arrow_table()
+    outcomes = compute_outcomes(con, table, latency_slots)
+    con.register("outcomes", outcomes)
     metrics = con.sql(metrics_sql()).to_arrow_table()
     if out_dir is not None:
         out_dir = Path(out_dir)

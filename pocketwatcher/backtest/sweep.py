@@ -119,20 +119,35 @@ def sweep(ftable: pa.Table, template: str, settings: list[dict], *, mcap_floor: 
 
 
 def _apply_cooldown(cand: pa.Table, cooldown_s: int, once: bool) -> pa.Table:
-    if cand.num_rows == 0:
+    """The engine's cooldown rule over sorted candidates, vectorised across groups.
+
+    Each candidate's successor is the first candidate of its (setting, mint) group at
+    least ``cooldown_s`` later; firing follows that chain from each group's first
+    candidate, one vectorised step for all groups at a time.
+    """
+    n = cand.num_rows
+    if n == 0:
         return cand
-    sid = cand["setting_id"].to_numpy()
+    sid = cand["setting_id"].to_numpy().astype(np.int64)
     # one dictionary for the whole column (per-chunk dictionaries would give clashing codes)
-    mint_codes = pc.dictionary_encode(cand["mint"].combine_chunks()).indices.to_numpy()
+    mint_codes = pc.dictionary_encode(cand["mint"].combine_chunks()).indices.to_numpy().astype(np.int64)
     t = cand["block_time"].to_numpy().astype(np.int64)
-    group = np.flatnonzero(np.r_[True, (sid[1:] != sid[:-1]) | (mint_codes[1:] != mint_codes[:-1])])
-    ends = np.r_[group[1:], len(t)]
-    keep: list[int] = []
-    for a, b in zip(group.tolist(), ends.tolist(), strict=True):
-        i = a
-        while i < b:
-            keep.append(i)
-            if once:
-                break
-            i = a + int(np.searchsorted(t[a:b], t[i] + cooldown_s, side="left"))
-    return cand.take(pa.array(keep, pa.int64()))
+    new_group = np.r_[True, (sid[1:] != sid[:-1]) | (mint_codes[1:] != mint_codes[:-1])]
+    gid = np.cumsum(new_group) - 1
+    firsts = np.flatnonzero(new_group)
+    if once:
+        return cand.take(pa.array(firsts, pa.int64()))
+    # global key: groups far apart on one axis, so a search never crosses into the next group
+    span = int(t.max() - t.min()) + int(cooldown_s) + 1
+    key = gid * span + (t - t.min())
+    nxt = np.searchsorted(key, key + int(cooldown_s), side="left")
+    valid_next = (nxt < n) & (gid[np.minimum(nxt, n - 1)] == gid)
+    nxt = np.where(valid_next, nxt, -1)
+    keep = []
+    cur = firsts
+    while len(cur):
+        keep.append(cur)
+        cur = nxt[cur]
+        cur = cur[cur >= 0]
+    idx = np.sort(np.concatenate(keep))
+    return cand.take(pa.array(idx, pa.int64()))

@@ -8,14 +8,15 @@ stamped onto each swap (``Enrichment``). Replaying the same stream gives the sam
 ``WalletClusterer`` links wallets that are likely one actor (union-find):
 
 - **common funder**: SOL transfers from one wallet to several wallets shortly before they
-  trade (a wallet funding more than ``hub_fanout`` others is treated as an exchange and
-  stops linking: exchanges fund strangers);
+  trade (a wallet funding more than ``hub_fanout`` (200) others is treated as an exchange
+  and stops linking: exchanges fund strangers, while one actor's bundles run to tens);
 - **shared fee payer**: a swap whose fee payer is not the trader links the two;
 - **same-slot buys**: wallets buying one mint in the same slot link only when another
   signal already ties one of them to a third wallet of that group, or they share a funder
   (sniper swarms of strangers also land in the launch slot);
 - **co-trading**: two wallets that buy the same mints within ``co_window_s`` of each other
-  on ``co_min`` different mints are linked.
+  on ``co_min`` (5) different mints are linked (3 merged unrelated active traders in
+  simulated markets: precision 0.55 → 0.97).
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class Enrichment:
 
 
 class WalletClusterer:
-    def __init__(self, *, hub_fanout: int = 25, funding_window_s: int = 3600, co_window_s: int = 20,
-                 co_min: int = 3, max_wallets: int = 2_000_000) -> None:
+    def __init__(self, *, hub_fanout: int = 200, funding_window_s: int = 3600, co_window_s: int = 20,
+                 co_min: int = 5, max_wallets: int = 2_000_000) -> None:
         self.uf = _UnionFind()
         self.hub_fanout = hub_fanout
         self.funding_window_s = funding_window_s

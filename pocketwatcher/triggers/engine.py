@@ -49,6 +49,23 @@ class Alert:
                 "severity": self.severity, "channels": list(self.channels), "features": dict(self.features)}
 
 
+class _LazyValues:
+    """Feature values of one trade, computed on first read: ``and`` chains stop at the
+    first false comparison, so most evaluations read one or two features."""
+
+    __slots__ = ("st", "tr", "getters", "cache")
+
+    def __init__(self, st, tr, getters: dict) -> None:
+        self.st, self.tr, self.getters, self.cache = st, tr, getters, {}
+
+    def get(self, name, default=None):
+        c = self.cache
+        if name in c:
+            return c[name]
+        v = c[name] = self.getters[name](self.st, self.tr)
+        return v
+
+
 class _Compiled:
     __slots__ = ("cfg", "name", "version", "expr", "floor", "programs", "cooldown", "once", "getters",
                  "evaluate")
@@ -83,6 +100,7 @@ class TriggerEngine:
         for t in self.triggers:
             names |= set(t.expr.features)
         self.needs = Needs.from_features(names | {"mcap_sol"})
+        self._getters = {name: g for t in self.triggers for name, g in t.getters}
         for st in self.mints.values():  # windows a new trigger needs start empty, grow from now on
             for w, parts in self.needs.windows.items():
                 if w not in st.windows:
@@ -116,6 +134,7 @@ class TriggerEngine:
         self._evict(tr.t)
         out: list[Alert] | None = None
         mcap = st.mcap
+        values = None
         for trig in self.triggers:
             if trig.programs is not None and tr.program not in trig.programs:
                 continue
@@ -124,12 +143,14 @@ class TriggerEngine:
             last = st.fired.get(trig.name)
             if last is not None and (trig.once or tr.t - last < trig.cooldown):
                 continue
-            values = {name: g(st, tr) for name, g in trig.getters}
+            if values is None:
+                values = _LazyValues(st, tr, self._getters)
             if trig.evaluate(values) is True:
                 st.fired[trig.name] = tr.t
+                snapshot = {name: values.get(name) for name, _g in trig.getters}
                 a = Alert(alert_id(trig.name, trig.version, tr.mint, tr.id), trig.name, trig.version,
                           tr.mint, tr.signature, tr.ix, tr.slot, tr.t, trig.cfg.severity,
-                          list(trig.cfg.channels), values)
+                          list(trig.cfg.channels), snapshot)
                 if out is None:
                     out = []
                 out.append(a)
