@@ -95,18 +95,161 @@ def parse(
     _print_table(results, "swaps")
 
 
-@app.command()
-def demo() -> None:
-    """Run the demo: parse the sample mainnet transactions shipped in data/ into a table."""
-    from .parse import STATS
+SAMPLE_CAPTURE = REPO_ROOT / "data" / "sample.pwcap"
 
-    paths = sorted(SAMPLE_TX_DIR.glob("*.json"))
-    if not paths:
-        typer.secho(f"no sample transactions under {SAMPLE_TX_DIR}", err=True, fg="red")
-        raise typer.Exit(1)
-    n = _print_table(_swap_rows(paths), f"swaps in {len(paths)} sample files")
-    typer.echo(f"{STATS.transactions} transactions, {n} swaps; "
-               f"no-swap reasons: {dict(STATS.reasons) or 'none'}")
+
+def _alert_line(a) -> str:
+    import datetime as dt
+
+    f = a.features
+    t = dt.datetime.fromtimestamp(a.block_time, dt.timezone.utc).strftime("%H:%M:%S")
+    figs = []
+    if f.get("mcap_sol") is not None:
+        figs.append(f"mcap {f['mcap_sol']:.0f} SOL")
+    for k, v in f.items():
+        if k == "mcap_sol" or v is None or len(figs) >= 5:
+            continue
+        figs.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+    return f"{t}  {a.trigger:<20} {a.mint}  " + "  ".join(figs)
+
+
+@app.command()
+def demo(
+    duration: float = typer.Option(None, "--duration", help="Stop after this many seconds (default: when the "
+                                   "sample has been fully processed)."),
+    speed: str = typer.Option("10", "--speed", help="Replay speed: 1 = as recorded, 10 = ten times faster, max."),
+    state_dir: Path = typer.Option(None, "--state-dir", help="Where the embedded Redis/PostgreSQL keep their "
+                                   "data (default: $XDG_STATE_HOME/pocketwatcher/demo)."),
+    sample: Path = typer.Option(SAMPLE_CAPTURE, "--capture", help="The capture to replay."),
+) -> None:
+    """The full pipeline on the shipped sample: embedded Redis + PostgreSQL, a replay server, the runner.
+
+    Prints each alert as it fires (time, trigger, mint, key figures); stops everything it
+    started and exits 0 on Ctrl-C or after --duration.
+    """
+    import shutil
+    import threading
+
+    from runner.app import RunnerSettings, run
+
+    from .geyser.server import ReplayServer, parse_speed
+    from .store.embedded import default_state_dir
+
+    state = state_dir or (default_state_dir() / "demo")
+    if state.exists():
+        shutil.rmtree(state)  # each demo starts from a clean slate
+    state.mkdir(parents=True)
+    server = ReplayServer(sample, port=0, speed=parse_speed(speed))
+    server.start()
+    typer.secho(f"replaying {sample.name} on 127.0.0.1:{server.port} at speed {speed}; "
+                f"embedded Redis + PostgreSQL under {state}", fg="cyan")
+    typer.secho("time      trigger              mint                                          key figures",
+                bold=True)
+    settings = RunnerSettings.from_env(geyser_endpoint=f"http://127.0.0.1:{server.port}", state_dir=state,
+                                       metrics_port=0, dispatch=False, stop_after_idle=4.0,
+                                       triggers=DEFAULT_TRIGGERS, partitions=4, lease_ttl_ms=3000)
+    settings.redis_url = settings.database_url = None  # the demo always runs on the embedded servers
+    counter = [0]
+
+    def on_alert(a) -> None:
+        counter[0] += 1
+        typer.echo(_alert_line(a))
+
+    timer = None
+    if duration:
+        import os
+        import signal as _signal
+
+        timer = threading.Timer(duration, lambda: os.kill(os.getpid(), _signal.SIGINT))
+        timer.daemon = True
+        timer.start()
+    try:
+        code = run(settings, on_alert=on_alert)
+    finally:
+        if timer:
+            timer.cancel()
+        server.stop(1.0)
+    typer.secho(f"{counter[0]} alerts; stopped cleanly", fg="cyan")
+    raise typer.Exit(code)
+
+
+@app.command("run")
+def run_cmd(
+    triggers: Path = typer.Option(None, "--triggers", "-t", help="Trigger file (default: triggers.toml)."),
+    config: Path = typer.Option(None, "--config", "-c", envvar="POCKETWATCHER_CONFIG",
+                                help="pocketwatcher.toml: alert channels and routes."),
+    partitions: int = typer.Option(8, "--partitions", help="Swap stream partitions (all runners must agree)."),
+    metrics_port: int = typer.Option(9108, "--metrics-port", help="Prometheus /metrics port; 0 = off."),
+    dashboard_port: int = typer.Option(0, "--dashboard-port", help="Dashboard port; 0 = off."),
+    stop_after_idle: float = typer.Option(None, "--stop-after-idle",
+                                          help="Exit 0 once no transaction arrived for this long and all is committed."),
+    state_dir: Path = typer.Option(None, "--state-dir", help="Embedded servers' data (when REDIS_URL / "
+                                   "DATABASE_URL are not set)."),
+    no_ingest: bool = typer.Option(False, "--no-ingest", help="Only detect/dispatch (another runner ingests)."),
+    debug: bool = typer.Option(False, "--debug", help="Debug logging."),
+) -> None:
+    """The live runner. Env: GEYSER_ENDPOINT (http:// or https://), GEYSER_X_TOKEN, REDIS_URL, DATABASE_URL."""
+    from runner.app import RunnerSettings, run
+
+    _setup_logging(debug)
+    _load_triggers(triggers)  # fail early, with the line, on a bad trigger file
+    settings = RunnerSettings.from_env(triggers=triggers or DEFAULT_TRIGGERS, config=config, partitions=partitions,
+                                       metrics_port=metrics_port, dashboard_port=dashboard_port,
+                                       stop_after_idle=stop_after_idle, state_dir=state_dir,
+                                       ingest=not no_ingest)
+    if not settings.geyser_endpoint and not no_ingest:
+        typer.secho("GEYSER_ENDPOINT is not set (http://host:port or https://host); run `pocketwatcher replay "
+                    "data/sample.pwcap` and point it at http://127.0.0.1:10000, or pass --no-ingest",
+                    err=True, fg="red")
+        raise typer.Exit(2)
+    raise typer.Exit(run(settings))
+
+
+def _setup_logging(debug: bool) -> None:
+    import json as _json
+
+    class JsonFormatter(logging.Formatter):
+        def format(self, r: logging.LogRecord) -> str:
+            return _json.dumps({"t": round(r.created, 3), "level": r.levelname, "logger": r.name,
+                                "msg": r.getMessage()})
+
+    h = logging.StreamHandler()
+    h.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [h]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+alerts_app = typer.Typer(help="Alert outbox: list, retry dead deliveries, send test alerts.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list_cmd(limit: int = typer.Option(20, "--limit", "-n"),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """Recent alerts with their delivery state (needs DATABASE_URL)."""
+    from .alerting.cli import alerts_list
+
+    alerts_list(None, limit, as_json)
+
+
+@alerts_app.command("retry-dead")
+def alerts_retry_dead_cmd(channel: str = typer.Option(None, "--channel")) -> None:
+    """Requeue dead deliveries (needs DATABASE_URL)."""
+    from .alerting.cli import alerts_retry_dead
+
+    typer.echo(f"{alerts_retry_dead(None, channel)} deliveries requeued")
+
+
+@alerts_app.command("send-test")
+def alerts_send_test_cmd(count: int = typer.Option(1, "--count", "-n"),
+                         channel: str = typer.Option(None, "--channel"),
+                         config: Path = typer.Option(None, "--config", "-c", envvar="POCKETWATCHER_CONFIG")) -> None:
+    """Queue N test alerts, dispatch until delivered or dead; last line: a JSON summary."""
+    from .alerting.cli import alerts_send_test
+
+    alerts_send_test(None, count, channel, config)
 
 
 @app.command()

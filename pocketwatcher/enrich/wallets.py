@@ -8,8 +8,9 @@ stamped onto each swap (``Enrichment``). Replaying the same stream gives the sam
 ``WalletClusterer`` links wallets that are likely one actor (union-find):
 
 - **common funder**: SOL transfers from one wallet to several wallets shortly before they
-  trade (a wallet funding more than ``hub_fanout`` (200) others is treated as an exchange
-  and stops linking: exchanges fund strangers, while one actor's bundles run to tens);
+  trade (a wallet funding more than ``hub_fanout`` (1000) others is treated as an exchange
+  and stops linking: exchanges fund thousands of strangers, while one bundler in the
+  simulator funds up to ~400 wallets in 90 minutes);
 - **shared fee payer**: a swap whose fee payer is not the trader links the two;
 - **same-slot buys**: wallets buying one mint in the same slot link only when another
   signal already ties one of them to a third wallet of that group, or they share a funder
@@ -60,7 +61,7 @@ class Enrichment:
 
 
 class WalletClusterer:
-    def __init__(self, *, hub_fanout: int = 200, funding_window_s: int = 3600, co_window_s: int = 20,
+    def __init__(self, *, hub_fanout: int = 1000, funding_window_s: int = 3600, co_window_s: int = 20,
                  co_min: int = 5, max_wallets: int = 2_000_000) -> None:
         self.uf = _UnionFind()
         self.hub_fanout = hub_fanout

@@ -1,0 +1,240 @@
+"""The live runner: ingest → swap streams → detect (per partition) → PostgreSQL → dispatch.
+
+Wiring only; every piece is a library module. One process runs ingest (if an endpoint
+is configured), the detect workers for the partitions it holds a lease on, and the
+alert dispatcher. Several processes share the partitions through Redis leases; when one
+dies its leases expire and the others take its partitions (and pending entries) over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pocketwatcher.parse.programs.registry import KNOWN_PROGRAMS
+
+from .metrics import Metrics
+
+log = logging.getLogger("pocketwatcher.runner")
+
+
+@dataclass
+class RunnerSettings:
+    redis_url: str | None = None
+    database_url: str | None = None
+    geyser_endpoint: str | None = None
+    geyser_x_token: str | None = field(default=None, repr=False)
+    triggers: Path = Path("triggers.toml")
+    config: Path | None = None  # pocketwatcher.toml (channels, routes)
+    partitions: int = 8
+    prefix: str = "pw:"
+    metrics_port: int = 9108
+    dashboard_port: int = 0
+    stop_after_idle: float | None = None
+    state_dir: Path | None = None
+    lease_ttl_ms: int = 10_000
+    claim_idle_ms: int = 10_000
+    max_deliveries: int = 5
+    dispatch: bool = True
+    ingest: bool = True
+    owner_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    programs: list[str] = field(default_factory=lambda: sorted(KNOWN_PROGRAMS))
+
+    @classmethod
+    def from_env(cls, **overrides) -> RunnerSettings:
+        env = os.environ
+        s = cls(redis_url=env.get("REDIS_URL") or None, database_url=env.get("DATABASE_URL") or None,
+                geyser_endpoint=env.get("GEYSER_ENDPOINT") or None, geyser_x_token=env.get("GEYSER_X_TOKEN") or None)
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(s, k, v)
+        return s
+
+
+def install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """SIGINT, SIGTERM (and SIGBREAK on Windows) set ``stop``; works on every platform."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, _frame):
+        log.info("signal %s: stopping intake, draining", signal.Signals(signum).name)
+        loop.call_soon_threadsafe(stop.set)
+
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handler)
+
+
+class Runner:
+    def __init__(self, settings: RunnerSettings, *, on_alert=None) -> None:
+        self.s = settings
+        self.stop = asyncio.Event()
+        self.metrics = Metrics()
+        self.on_alert = on_alert
+        self.workers: dict[int, tuple] = {}
+        self.embedded = None
+        self.ingest = None
+        self.started_at = time.monotonic()
+
+    async def _connect(self):
+        import redis.asyncio as aioredis
+
+        from pocketwatcher.store.migrate import migrate
+        from pocketwatcher.store.postgres import Store, connect_pool
+
+        s = self.s
+        if not s.redis_url or not s.database_url:
+            from pocketwatcher.store.embedded import EmbeddedServers, default_state_dir
+
+            self.embedded = EmbeddedServers(s.state_dir or default_state_dir())
+            r_url, d_url = self.embedded.start(need_redis=not s.redis_url, need_postgres=not s.database_url)
+            s.redis_url = s.redis_url or r_url
+            s.database_url = s.database_url or d_url
+        self.redis = aioredis.Redis.from_url(s.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                                             health_check_interval=15)
+        self.pool = await connect_pool(s.database_url, max_size=max(4, s.partitions // 2 + 2))
+        await migrate(self.pool)
+        self.store = Store(self.pool)
+
+    async def run(self) -> int:
+        from pocketwatcher.store.leases import PartitionLeases
+        from pocketwatcher.store.streams import SwapStreams
+        from pocketwatcher.triggers.config import load_triggers
+
+        s = self.s
+        await self._connect()
+        self.triggers = load_triggers(s.triggers)
+        self.streams = SwapStreams(self.redis, prefix=s.prefix, parts=s.partitions)
+        await self.streams.ensure_groups()
+        self.leases = PartitionLeases(self.redis, s.prefix, s.partitions, s.owner_id, ttl_ms=s.lease_ttl_ms)
+        tasks = [asyncio.create_task(self._lease_loop(), name="leases")]
+        if s.metrics_port:
+            self.metrics.serve(s.metrics_port)
+        if s.ingest and s.geyser_endpoint:
+            from .ingest import Ingest
+
+            self.ingest = Ingest(s.geyser_endpoint, s.geyser_x_token, self.streams, self.redis,
+                                 programs=s.programs, prefix=s.prefix, stop=self.stop, metrics=self.metrics)
+            tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
+        if s.dispatch:
+            tasks.append(asyncio.create_task(self._dispatch(), name="dispatch"))
+        if s.stop_after_idle:
+            tasks.append(asyncio.create_task(self._idle_watch(), name="idle"))
+        tasks.append(asyncio.create_task(self._stats_loop(), name="stats"))
+        await self.stop.wait()
+        await self._shutdown(tasks)
+        return 0
+
+    async def _lease_loop(self) -> None:
+        from pocketwatcher.store.streams import PartitionConsumer
+
+        from .detect import PartitionWorker
+
+        while not self.stop.is_set():
+            try:
+                held = set(await self.leases.renew())
+                for k in list(self.workers):
+                    if k not in held:
+                        log.warning("partition %d: lease lost, stopping its worker", k)
+                        w, t = self.workers.pop(k)
+                        w.lost.set()
+                        t.cancel()
+                for k in await self.leases.acquire_some():
+                    consumer = PartitionConsumer(self.redis, self.streams, k, self.s.owner_id,
+                                                 claim_idle_ms=self.s.claim_idle_ms,
+                                                 max_deliveries=self.s.max_deliveries)
+                    w = PartitionWorker(k, self.s.partitions, self.streams, consumer, self.store, self.triggers,
+                                        stop=self.stop, metrics=self.metrics, on_alert=self.on_alert)
+                    self.workers[k] = (w, asyncio.create_task(w.run(), name=f"detect-{k}"))
+                    log.info("partition %d: taken", k)
+                for k in self.leases.surplus() if hasattr(self.leases, "surplus") else ():
+                    if k in self.workers:
+                        w, t = self.workers.pop(k)
+                        w.lost.set()
+                        await asyncio.wait([t], timeout=5)
+                        await self.leases.release(k)
+                self.metrics.set("partitions_held", len(self.workers))
+            except Exception as e:  # noqa: BLE001 - Redis restarts: keep trying
+                self.metrics.inc("redis_errors")
+                log.warning("leases: %s: %s", type(e).__name__, e)
+            await _sleep(self.stop, self.s.lease_ttl_ms / 3000)
+
+    async def _dispatch(self) -> None:
+        from pocketwatcher.alerting.config import load_alerting_config
+        from pocketwatcher.alerting.dispatcher import Dispatcher
+
+        cfg = load_alerting_config(self.s.config)
+        await Dispatcher(self.pool, cfg).run(self.stop)
+
+    async def _idle_watch(self) -> None:
+        """--stop-after-idle: exit once no transaction came for that long and all is committed."""
+        while not self.stop.is_set():
+            await _sleep(self.stop, 0.5)
+            if self.ingest is None:
+                continue
+            if self.ingest.idle_for() < self.s.stop_after_idle or self.ingest.buffer:
+                continue
+            st = await self.streams.stats()
+            if st.get("pending", 1) == 0 and st.get("lag", 1) == 0:
+                log.info("idle for %.0f s with everything committed: stopping", self.ingest.idle_for())
+                self.stop.set()
+
+    async def _stats_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                st = await self.streams.stats()
+                for key in ("length", "pending", "lag", "dead"):
+                    if key in st:
+                        self.metrics.set(f"stream_{key}", st[key])
+                await self.streams.trim_all()
+            except Exception as e:  # noqa: BLE001
+                log.debug("stats: %s", e)
+            await _sleep(self.stop, 2.0)
+
+    async def _shutdown(self, tasks) -> None:
+        """Stop intake first, let detect finish its batch and commit, then close."""
+        deadline = 20.0
+        ingest = [t for t in tasks if t.get_name() == "ingest"]
+        if ingest:
+            await asyncio.wait(ingest, timeout=deadline / 2)
+        workers = [t for _w, t in self.workers.values()]
+        if workers:
+            await asyncio.wait(workers, timeout=deadline / 2)
+        for t in tasks + workers:
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(*tasks, *workers, return_exceptions=True)
+        try:
+            await self.leases.release_all()
+        except Exception:  # noqa: BLE001
+            pass
+        await self.pool.close()
+        await self.redis.aclose()
+        self.metrics.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+        logging.shutdown()
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+def run(settings: RunnerSettings, *, on_alert=None) -> int:
+    async def main() -> int:
+        runner = Runner(settings, on_alert=on_alert)
+        install_signal_handlers(asyncio.get_running_loop(), runner.stop)
+        return await runner.run()
+
+    return asyncio.run(main())

@@ -1,0 +1,171 @@
+"""Ingest: Geyser stream → parsed swaps with exact block times and wallet stamps → swap streams.
+
+Transactions of a slot are held until that slot's BlockMeta arrives (Geyser sends it
+after the slot's transactions), so every swap gets the block's own time; a slot whose
+BlockMeta has not come ``grace_slots`` slots later is stamped with an estimated time
+(flagged). Slots are handed on strictly in order, and the last slot fully handed on is
+kept in Redis: a reconnect or a restart resumes with ``from_slot`` after it. Wallet
+facts (first sighting, clusters, smart money) are stamped here, where the stream is
+still whole, so detect partitions stay independent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from pocketwatcher.enrich.wallets import Enricher
+from pocketwatcher.geyser.client import GeyserClient, GeyserError, backoff, build_request
+from pocketwatcher.geyser.clock import SlotClock
+from pocketwatcher.parse import STATS, parse_update_full
+
+from .records import encode_event, encode_swap, encode_transfer
+
+log = logging.getLogger("pocketwatcher.runner.ingest")
+
+
+class Ingest:
+    def __init__(self, endpoint: str, x_token: str | None, streams, redis, *, programs: list[str],
+                 prefix: str, stop: asyncio.Event, metrics, grace_slots: int = 4) -> None:
+        self.client = GeyserClient(endpoint, x_token)
+        self.streams, self.redis, self.programs = streams, redis, programs
+        self.state_key = f"{prefix}ingest:handed_slot"
+        self.stop, self.metrics, self.grace = stop, metrics, grace_slots
+        self.clock = SlotClock()
+        self.enricher = Enricher()
+        self.buffer: dict[int, list] = {}  # slot -> parse results waiting for the slot's BlockMeta
+        self.meta_slots: set[int] = set()
+        self.last_meta_slot = 0
+        self.last_tx_at = time.monotonic()
+        self.received_tx = 0
+        self.handed_slot: int | None = None
+        self.seen_ids: set[str] = set()  # swap ids already handed on (replays after a resume)
+
+    async def resume_slot(self) -> int | None:
+        v = await self.redis.get(self.state_key)
+        return int(v) if v is not None else None
+
+    async def run(self) -> None:
+        delays = backoff()
+        while not self.stop.is_set():
+            handed = await self._retry(self.resume_slot)
+            self.handed_slot = handed
+            req = build_request(self.programs, from_slot=handed + 1 if handed is not None else None)
+            sub = self.client.subscribe(req)
+            try:
+                async for upd in sub:
+                    await self._handle(upd)
+                    if self.stop.is_set():
+                        break
+                delays = backoff()
+                if not self.stop.is_set():
+                    await asyncio.sleep(0.5)  # the server closed the stream: reconnect
+            except GeyserError as e:
+                self.metrics.inc("ingest_reconnects")
+                log.warning("geyser stream: %s; reconnecting", e)
+                await self._sleep(next(delays))
+            except (ConnectionError, OSError) as e:
+                log.warning("ingest: %s; retrying", e)
+                await self._sleep(next(delays))
+            finally:
+                await sub.close()
+        await self.flush(final=True)
+
+    async def _sleep(self, s: float) -> None:
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=s)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _handle(self, upd) -> None:
+        which = upd.WhichOneof("update_oneof")
+        if which == "transaction":
+            self.last_tx_at = time.monotonic()
+            self.received_tx += 1
+            self.metrics.inc("ingest_transactions")
+            slot = upd.transaction.slot
+            if self.handed_slot is not None and slot <= self.handed_slot:
+                return  # already handed on before a resume
+            res = parse_update_full(upd, transfers=True)
+            if res.view is not None and (res.swaps or res.events or res.transfers):
+                self.buffer.setdefault(slot, []).append(res)
+        elif which == "block_meta":
+            bm = upd.block_meta
+            self.clock.observe(bm.slot, bm.block_time.timestamp)
+            self.meta_slots.add(bm.slot)
+            self.last_meta_slot = max(self.last_meta_slot, bm.slot)
+            self.metrics.set("ingest_last_slot", bm.slot)
+            if bm.block_time.timestamp:
+                self.metrics.set("ingest_lag_seconds", max(0.0, time.time() - bm.block_time.timestamp))
+            await self.flush()
+
+    async def flush(self, final: bool = False) -> None:
+        """Hand on buffered slots in order: those with their BlockMeta, or long overdue."""
+        while self.buffer:
+            slot = min(self.buffer)
+            if not (slot in self.meta_slots or final or slot < self.last_meta_slot - self.grace):
+                break
+            await self._hand_on(slot, self.buffer.pop(slot))
+        if self.last_meta_slot and (self.handed_slot or 0) < self.last_meta_slot and not self.buffer:
+            await self._set_handed(self.last_meta_slot)
+        if len(self.meta_slots) > 10_000:
+            self.meta_slots = {s for s in self.meta_slots if s > self.last_meta_slot - 1000}
+
+    async def _hand_on(self, slot: int, results: list) -> None:
+        bt, est = self.clock.time_of(slot)
+        results.sort(key=lambda r: r.view.index or 0)
+        entries: list[tuple[str, bytes]] = []
+        for res in results:
+            for t in res.transfers:
+                t.block_time = bt
+                self.enricher.on_transfer(t.source, t.destination, t.lamports, bt)
+                entries.append((t.destination, encode_transfer(t)))
+            for ev in res.events:
+                ev.block_time = bt
+                entries.append((ev.mint, encode_event(ev, res.view.index)))
+            for s in res.swaps:
+                if s.id in self.seen_ids:
+                    continue
+                s.block_time, s.block_time_estimated = bt, est
+                entries.append((s.mint, encode_swap(s, self.enricher.on_swap(s, s.fee_payer))))
+                self.seen_ids.add(s.id)
+        if len(self.seen_ids) > 500_000:
+            self.seen_ids.clear()
+        if entries:
+            await self._retry(lambda: self.streams.publish(entries, block=True, stop=self.stop))
+            self.metrics.inc("ingest_records", len(entries))
+        if est:
+            self.metrics.inc("ingest_estimated_slots")
+        await self._set_handed(slot)
+
+    async def _set_handed(self, slot: int) -> None:
+        if self.handed_slot is None or slot > self.handed_slot:
+            self.handed_slot = slot
+            await self._retry(lambda: self.redis.set(self.state_key, slot))
+
+    async def _retry(self, fn):
+        """Redis calls survive a Redis restart: retry with backoff until it answers or we stop."""
+        delays = backoff(0.1, 5.0)
+        while True:
+            try:
+                return await fn()
+            except (ConnectionError, OSError, TimeoutError) as e:
+                if self.stop.is_set():
+                    raise
+                self.metrics.inc("redis_errors")
+                log.warning("redis: %s; retrying", type(e).__name__)
+                await asyncio.sleep(next(delays))
+            except Exception as e:  # redis.exceptions.* (ConnectionError subclasses are above)
+                if type(e).__module__.startswith("redis") and not self.stop.is_set():
+                    self.metrics.inc("redis_errors")
+                    log.warning("redis: %s; retrying", e)
+                    await asyncio.sleep(next(delays))
+                    continue
+                raise
+
+    def idle_for(self) -> float:
+        return time.monotonic() - self.last_tx_at
+
+    def parse_reasons(self) -> dict:
+        return dict(STATS.reasons)

@@ -1,0 +1,43 @@
+"""What travels through the swap streams: one JSON record per swap, token event or SOL transfer.
+
+The record carries everything detect needs to commit and evaluate it — the swap with its
+exact block time and the wallet stamps computed at ingest — so a partition can be
+processed (and re-processed after a crash) without any other source.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from pocketwatcher.enrich.wallets import Enrichment
+from pocketwatcher.parse import SolTransfer, Swap, TokenEvent
+
+
+def encode_swap(s: Swap, e: Enrichment | None) -> bytes:
+    d = {"t": "swap", "s": asdict(s)}
+    if e is not None:
+        d["e"] = [e.first_seen, e.cluster, e.smart]
+    return json.dumps(d, separators=(",", ":")).encode()
+
+
+def encode_event(ev: TokenEvent, tx_index: int | None) -> bytes:
+    return json.dumps({"t": "event", "v": ev.to_dict(), "x": tx_index}, separators=(",", ":")).encode()
+
+
+def encode_transfer(t: SolTransfer) -> bytes:
+    return json.dumps({"t": "transfer", "v": asdict(t)}, separators=(",", ":")).encode()
+
+
+def decode(payload: bytes):
+    """("swap", (Swap, Enrichment|None)) | ("event", (TokenEvent, tx_index)) | ("transfer", SolTransfer)."""
+    d = json.loads(payload)
+    kind = d["t"]
+    if kind == "swap":
+        e = d.get("e")
+        return kind, (Swap(**d["s"]), Enrichment(*e) if e else None)
+    if kind == "event":
+        return kind, (TokenEvent(**d["v"]), d.get("x"))
+    if kind == "transfer":
+        return kind, SolTransfer(**d["v"])
+    raise ValueError(f"unknown record type {kind!r}")
