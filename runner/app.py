@@ -35,7 +35,7 @@ class RunnerSettings:
     triggers: Path = Path("triggers.toml")
     config: Path | None = None  # pocketwatcher.toml (channels, routes)
     partitions: int = 8
-    prefix: str = "pw:"
+    prefix: str = "pw:"  # Redis key prefix (tests and side-by-side deployments use their own)
     metrics_port: int = 9108
     dashboard_port: int = 0
     stop_after_idle: float | None = None
@@ -53,6 +53,8 @@ class RunnerSettings:
         env = os.environ
         s = cls(redis_url=env.get("REDIS_URL") or None, database_url=env.get("DATABASE_URL") or None,
                 geyser_endpoint=env.get("GEYSER_ENDPOINT") or None, geyser_x_token=env.get("GEYSER_X_TOKEN") or None)
+        if env.get("POCKETWATCHER_PREFIX"):
+            s.prefix = env["POCKETWATCHER_PREFIX"]
         for k, v in overrides.items():
             if v is not None:
                 setattr(s, k, v)
@@ -123,15 +125,26 @@ class Runner:
 
             self.ingest = Ingest(s.geyser_endpoint, s.geyser_x_token, self.streams, self.redis,
                                  programs=s.programs, prefix=s.prefix, stop=self.stop, metrics=self.metrics)
-            tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
+            tasks.append(asyncio.create_task(self.ingest.run(self.store), name="ingest"))
         if s.dispatch:
             tasks.append(asyncio.create_task(self._dispatch(), name="dispatch"))
         if s.stop_after_idle:
             tasks.append(asyncio.create_task(self._idle_watch(), name="idle"))
         tasks.append(asyncio.create_task(self._stats_loop(), name="stats"))
+        for t in tasks:
+            t.add_done_callback(self._task_done)
         await self.stop.wait()
         await self._shutdown(tasks)
-        return 0
+        return 1 if getattr(self, "failed", False) else 0
+
+    def _task_done(self, t: asyncio.Task) -> None:
+        """A pipeline task that dies is an outage, not a detail: log it and stop (exit 1)."""
+        if t.cancelled() or t.exception() is None:
+            return
+        log.error("%s failed: %s: %s", t.get_name(), type(t.exception()).__name__, t.exception(),
+                  exc_info=t.exception())
+        self.failed = True
+        self.stop.set()
 
     async def _lease_loop(self) -> None:
         from pocketwatcher.store.streams import PartitionConsumer
@@ -180,6 +193,8 @@ class Runner:
             await _sleep(self.stop, 0.5)
             if self.ingest is None:
                 continue
+            if self.ingest.idle_for() >= 1.0:
+                await self.ingest.flush(idle=True)
             if self.ingest.idle_for() < self.s.stop_after_idle or self.ingest.buffer:
                 continue
             st = await self.streams.stats()
@@ -227,7 +242,7 @@ class Runner:
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

@@ -37,6 +37,7 @@ class Ingest:
         self.buffer: dict[int, list] = {}  # slot -> parse results waiting for the slot's BlockMeta
         self.meta_slots: set[int] = set()
         self.last_meta_slot = 0
+        self.max_seen_slot = 0  # highest slot any update mentioned
         self.last_tx_at = time.monotonic()
         self.received_tx = 0
         self.handed_slot: int | None = None
@@ -46,8 +47,47 @@ class Ingest:
         v = await self.redis.get(self.state_key)
         return int(v) if v is not None else None
 
-    async def run(self) -> None:
+    async def rebuild(self, store) -> int:
+        """After a restart: replay what was already handed on (committed swaps and transfers,
+        plus records still in the streams) through the enricher, in chain order, so new
+        swaps get the same wallet stamps they would have had without the restart."""
+        from pocketwatcher.parse import SolTransfer
+        from pocketwatcher.store.postgres import row_to_swap
+        from pocketwatcher.triggers.trade import ix_key
+
+        from .records import decode
+
+        items: dict[str, tuple] = {}
+        for r in await store.recent_swaps(since_block_time=0):
+            s, _e = row_to_swap(r)
+            items[s.id] = ((s.slot or 0, 1, s.tx_index or 0, ix_key(s.ix)), "swap", s)
+        async with store.pool.acquire() as con:
+            for r in await con.fetch("SELECT * FROM sol_transfers"):
+                t = SolTransfer(r["signature"], r["slot"], r["block_time"], r["ix"], r["source"],
+                                r["destination"], int(r["lamports"]))
+                items["t:" + t.signature + ":" + t.ix] = ((t.slot or 0, 0, 0, ix_key(t.ix)), "transfer", t)
+        for k in range(self.streams.parts):
+            for _id, fields in await self.redis.xrange(self.streams.stream_key(k)):
+                kind, rec = decode(fields[b"d"] if b"d" in fields else fields["d"])
+                if kind == "swap":
+                    s = rec[0]
+                    items.setdefault(s.id, ((s.slot or 0, 1, s.tx_index or 0, ix_key(s.ix)), "swap", s))
+                elif kind == "transfer":
+                    items.setdefault("t:" + rec.signature + ":" + rec.ix,
+                                     ((rec.slot or 0, 0, 0, ix_key(rec.ix)), "transfer", rec))
+        for _key, kind, rec in sorted(items.values(), key=lambda x: x[0]):
+            if kind == "transfer":
+                self.enricher.on_transfer(rec.source, rec.destination, rec.lamports, rec.block_time)
+            else:
+                self.enricher.on_swap(rec, rec.fee_payer)
+                self.seen_ids.add(rec.id)
+        log.info("ingest: enricher rebuilt from %d handed-on records", len(items))
+        return len(items)
+
+    async def run(self, store=None) -> None:
         delays = backoff()
+        if store is not None and await self._retry(self.resume_slot) is not None:
+            await self.rebuild(store)
         while not self.stop.is_set():
             handed = await self._retry(self.resume_slot)
             self.handed_slot = handed
@@ -70,12 +110,12 @@ class Ingest:
                 await self._sleep(next(delays))
             finally:
                 await sub.close()
-        await self.flush(final=True)
+        await self.flush()  # shutdown: hand on complete slots only; the rest comes again on resume
 
     async def _sleep(self, s: float) -> None:
         try:
             await asyncio.wait_for(self.stop.wait(), timeout=s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _handle(self, upd) -> None:
@@ -85,6 +125,7 @@ class Ingest:
             self.received_tx += 1
             self.metrics.inc("ingest_transactions")
             slot = upd.transaction.slot
+            self.max_seen_slot = max(self.max_seen_slot, slot)
             if self.handed_slot is not None and slot <= self.handed_slot:
                 return  # already handed on before a resume
             res = parse_update_full(upd, transfers=True)
@@ -95,20 +136,30 @@ class Ingest:
             self.clock.observe(bm.slot, bm.block_time.timestamp)
             self.meta_slots.add(bm.slot)
             self.last_meta_slot = max(self.last_meta_slot, bm.slot)
+            self.max_seen_slot = max(self.max_seen_slot, bm.slot)
             self.metrics.set("ingest_last_slot", bm.slot)
             if bm.block_time.timestamp:
                 self.metrics.set("ingest_lag_seconds", max(0.0, time.time() - bm.block_time.timestamp))
             await self.flush()
 
-    async def flush(self, final: bool = False) -> None:
-        """Hand on buffered slots in order: those with their BlockMeta, or long overdue."""
+    async def flush(self, idle: bool = False) -> None:
+        """Hand on buffered slots in order.
+
+        A slot goes once its BlockMeta has arrived and a later slot has shown up (so none of
+        its transactions can still be on the way), or when the stream has been idle (its
+        BlockMeta is enough then), or — with an estimated time — when it is ``grace_slots``
+        behind the newest BlockMeta. A slot is never handed on half-received: after a
+        restart it is asked for again with ``from_slot``.
+        """
         while self.buffer:
             slot = min(self.buffer)
-            if not (slot in self.meta_slots or final or slot < self.last_meta_slot - self.grace):
+            complete = slot in self.meta_slots and (idle or slot < self.max_seen_slot)
+            if not (complete or slot < self.last_meta_slot - self.grace):
                 break
             await self._hand_on(slot, self.buffer.pop(slot))
-        if self.last_meta_slot and (self.handed_slot or 0) < self.last_meta_slot and not self.buffer:
-            await self._set_handed(self.last_meta_slot)
+        done = self.last_meta_slot if (idle or self.max_seen_slot > self.last_meta_slot) else self.last_meta_slot - 1
+        if done > 0 and (self.handed_slot or 0) < done and not any(s <= done for s in self.buffer):
+            await self._set_handed(done)
         if len(self.meta_slots) > 10_000:
             self.meta_slots = {s for s in self.meta_slots if s > self.last_meta_slot - 1000}
 
