@@ -1,0 +1,150 @@
+"""The encoding context shared by every transaction builder.
+
+Holds the well-known accounts, the simulated address lookup tables, the cache of
+compiled :class:`~pocketwatcher.sim.shape.Shape` objects (keyed by transaction variant),
+the deterministic signature stream and the position of the transaction being built
+(slot, index in block, stream time). Builders in ``pumptx`` / ``swaptx`` ask it for a
+shape, change account state, and call :meth:`Encoder.finish`.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+
+from .accounts import SPL_RENT, T22_RENT, TOKEN, TOKEN22, Account, derived, known_accounts, unb58
+from .shape import Ix, Shape, Spec, V
+from .wire import custom_error, ld, timestamp, varint
+
+FEE_PER_SIGNATURE = 5_000
+TOKEN_PK = unb58(TOKEN)
+TOKEN22_PK = unb58(TOKEN22)
+
+# Address lookup tables: a fixed table per program family, holding its constant accounts.
+TABLES = {
+    "pump": ("pump_global", "pump_event_auth", "pump_fee", "pump_fee2", "pump_gva", "pump_fee_config", "pfee",
+             "system", "token22", "atoken", "pump_mint_auth", "mayhem", "mayhem_params", "mayhem_vault", "rent",
+             "token", "wsol", "pump"),
+    "pumpswap": ("pamm_config", "pamm_event_auth", "pamm_fee", "pamm_fee_ata", "pamm_gva", "pamm_fee_config",
+                 "pfee", "wsol", "token", "token22", "system", "atoken", "pamm"),
+}
+
+_u32 = struct.Struct("<I").pack
+_u64 = struct.Struct("<Q").pack
+_sys = struct.Struct("<IQ").pack
+_checked = struct.Struct("<BQB").pack
+_price = struct.Struct("<BQ").pack
+
+
+def system_transfer(lamports: int) -> bytes:
+    return _sys(2, lamports)
+
+
+def create_account(lamports: int, space: int, owner: bytes) -> bytes:
+    return b"\x00\x00\x00\x00" + _u64(lamports) + _u64(space) + owner
+
+
+def transfer_checked(amount: int, decimals: int) -> bytes:
+    return _checked(12, amount, decimals)
+
+
+def cu_limit_ix(limit: int) -> Ix:
+    return Ix("@cb", (), b"\x02" + _u32(limit))
+
+
+def cu_price_ix() -> Ix:
+    return Ix("@cb", (), V("cup"))
+
+
+def cu_price_data(micro_lamports: int) -> bytes:
+    return _price(3, micro_lamports)
+
+
+def ata_ix(payer: str, ata: str, owner: str, mint: str, t22: bool, new: bool, init_var: str) -> Ix:
+    """ATA ``CreateIdempotent``; with the account-creation CPIs when the account is new."""
+    prog = "@token22" if t22 else "@token"
+    kids = []
+    if new:
+        size, rent, ret = (170, T22_RENT, "qgAAAAAAAAA=") if t22 else (165, SPL_RENT, "pQAAAAAAAAA=")
+        immut = ("Program log: Instruction: InitializeImmutableOwner",)
+        if not t22:
+            immut += ("Program log: Please upgrade to SPL Token 2022 for immutable owner support",)
+        kids = [
+            Ix(prog, (mint,), b"\x15\x07\x00", logs=("Program log: Instruction: GetAccountDataSize",), cu=1523,
+               ret=ret),
+            Ix("@system", (payer, ata), create_account(rent, size, TOKEN22_PK if t22 else TOKEN_PK)),
+            Ix(prog, (ata,), b"\x16", pre=("Program log: Initialize the associated token account",),
+               logs=immut, cu=736),
+            Ix(prog, (ata, mint), V(init_var), logs=("Program log: Instruction: InitializeAccount3",), cu=2153),
+        ]
+    return Ix("@atoken", (payer, ata, owner, mint, "@system", prog), b"\x01",
+              logs=("Program log: CreateIdempotent",), cu=12_640 if new else 4_338, children=kids)
+
+
+class Encoder:
+    def __init__(self, seed: int, filters: tuple[str, ...] = ("pocketwatcher",)) -> None:
+        self.consts: dict[str, Account] = known_accounts()
+        self.tables = {name: Account(derived(b"alt", name.encode()), 1_113_600) for name in TABLES}
+        self._shapes: dict[tuple, Shape] = {}
+        self._sig = random.Random(seed * 7919 + 17)
+        self.filters = b"".join(ld(b"\x0a", f.encode()) for f in filters)
+        self.slot = 0
+        self.index = 0
+        self.blockhash_f = b""
+        self.created_at_f = b""
+        self._slot_f = (-1, b"")
+        self.out: list[bytes] = []
+        self.transactions = 0
+        self.failed = 0
+        self.versioned = 0
+
+    def add_const(self, name: str, account: Account) -> None:
+        self.consts[name] = account
+
+    def table_spec(self, *families: str) -> tuple:
+        return tuple((self.tables[f], TABLES[f]) for f in families)
+
+    def shape(self, key: tuple, make: Callable[[], Spec]) -> Shape:
+        sh = self._shapes.get(key)
+        if sh is None:
+            sh = self._shapes[key] = Shape(make(), self.consts)
+        return sh
+
+    @property
+    def shapes(self) -> int:
+        return len(self._shapes)
+
+    def position(self, slot: int, index: int, blockhash: bytes, created_at: float) -> None:
+        """Where the next transaction lands: set by the market before each one."""
+        self.slot = slot
+        self.index = index
+        self.blockhash_f = b"\x1a\x20" + blockhash
+        self.created_at_f = ld(b"\x5a", timestamp(created_at))
+
+    def signature(self) -> bytes:
+        return self._sig.randbytes(64)
+
+    def finish(self, sh: Shape, full: list[Account], pre: tuple, vals: dict, fee: int) -> bytes:
+        """Encode the transaction and queue its bytes; returns its 64-byte signature."""
+        sig = self._sig.randbytes(64)
+        err = None
+        if sh.fail_at is not None:
+            err = custom_error(sh.fail_at, sh.fail_code)
+            self.failed += 1
+        if self._slot_f[0] != self.slot:
+            self._slot_f = (self.slot, b"\x10" + varint(self.slot))
+        self.out.append(sh.encode(full, pre, vals, sig, fee, err, self._slot_f[1], self.index, self.blockhash_f,
+                                  self.filters, self.created_at_f))
+        self.transactions += 1
+        self.versioned += sh.versioned
+        return sig
+
+
+def tx_fee(num_signers: int, cu_limit: int, cu_price: int) -> int:
+    """Base fee per signature plus the priority fee (µ-lamports per CU, rounded up)."""
+    return FEE_PER_SIGNATURE * num_signers + -(-cu_limit * cu_price // 1_000_000)
+
+
+__all__ = ["Encoder", "tx_fee", "system_transfer", "create_account", "transfer_checked", "cu_limit_ix",
+           "cu_price_ix", "cu_price_data", "ata_ix", "varint"]

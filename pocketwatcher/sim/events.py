@@ -1,0 +1,104 @@
+"""Anchor event payloads of pump.fun and PumpSwap, in their current mainnet layouts.
+
+Each event is written twice, as on mainnet: as a self-CPI inner instruction
+(``EVENT_TAG || discriminator || borsh``, one account: the event authority) and as a
+``Program data: base64(discriminator || borsh)`` log line. Layouts are from
+PROTOCOL_FACTS §2.3 / §3 (TradeEvent v5: the "266-byte" class with ``ix_name`` and
+``mayhem_mode``; CreateEvent of create_v2 with token_program and is_mayhem_mode; BuyEvent
+with the 2025-10 fields; SellEvent with coin-creator fields).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+EVENT_TAG = bytes.fromhex("e445a52e51cb9a1d")
+TRADE = bytes.fromhex("bddb7fd34ee661ee")
+CREATE = bytes.fromhex("1b72a94ddeeb6376")
+COMPLETE = bytes.fromhex("5f72619cd42e9808")
+MIGRATION = bytes.fromhex("bde95db95c94ea94")
+BUY_EVENT = bytes([103, 244, 82, 31, 44, 245, 119, 119])
+SELL_EVENT = bytes([62, 47, 55, 10, 165, 3, 220, 42])
+CREATE_POOL_EVENT = bytes([177, 49, 12, 210, 160, 118, 167, 116])
+
+_TRADE = struct.Struct("<32sQQB32sqQQQQ32sQQ32sQQBQQQq")
+_IX_BUY = b"\x03\x00\x00\x00buy\x00"  # ix_name "buy", then mayhem_mode false
+_IX_SELL = b"\x04\x00\x00\x00sell\x00"
+
+
+def trade_event(mint: bytes, sol: int, tokens: int, is_buy: bool, user: bytes, ts: int, vsol: int,
+                vtok: int, rsol: int, rtok: int, fee_recipient: bytes, fee_bps: int, fee: int,
+                creator: bytes, creator_bps: int, creator_fee: int, volume: int) -> bytes:
+    """TradeEvent (discriminator included): reserves are those after the trade."""
+    return TRADE + _TRADE.pack(
+        mint, sol, tokens, is_buy, user, ts, vsol, vtok, rsol, rtok, fee_recipient, fee_bps, fee,
+        creator, creator_bps, creator_fee, is_buy, 0, 0, volume, ts,
+    ) + (_IX_BUY if is_buy else _IX_SELL)
+
+
+def _string(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def create_event(name: str, symbol: str, uri: str, mint: bytes, curve: bytes, user: bytes, creator: bytes,
+                 ts: int, vtok: int, vsol: int, rtok: int, supply: int, token_program: bytes) -> bytes:
+    return CREATE + _string(name) + _string(symbol) + _string(uri) + mint + curve + user + creator + struct.pack(
+        "<qQQQQ", ts, vtok, vsol, rtok, supply) + token_program + b"\x00"
+
+
+def complete_event(user: bytes, mint: bytes, curve: bytes, ts: int) -> bytes:
+    return COMPLETE + user + mint + curve + struct.pack("<q", ts)
+
+
+def migration_event(user: bytes, mint: bytes, mint_amount: int, sol_amount: int, fee: int, curve: bytes,
+                    ts: int, pool: bytes) -> bytes:
+    """CompletePumpAmmMigrationEvent: user, mint, mint_amount, sol_amount, pool_migration_fee,
+    bonding_curve, timestamp, pool (160 bytes)."""
+    return MIGRATION + user + mint + struct.pack("<QQQ", mint_amount, sol_amount, fee) + curve + struct.pack(
+        "<q", ts) + pool
+
+
+_SWAP_HEAD = struct.Struct("<q13Q")
+_BUY_TAIL = struct.Struct("<32sQQBQQQqQ")
+_SELL_TAIL = struct.Struct("<32sQQ")
+
+
+def buy_event(ts: int, base_out: int, max_quote_in: int, user_base: int, user_quote: int, pool_base: int,
+              pool_quote: int, quote_in: int, lp_bps: int, lp_fee: int, proto_bps: int, proto_fee: int,
+              quote_in_with_lp: int, user_quote_in: int, keys: bytes, creator: bytes, creator_bps: int,
+              creator_fee: int, volume: int) -> bytes:
+    """BuyEvent; ``keys`` = pool, user, user_base_ta, user_quote_ta, fee_recipient, fee_recipient_ta."""
+    return BUY_EVENT + _SWAP_HEAD.pack(
+        ts, base_out, max_quote_in, user_base, user_quote, pool_base, pool_quote, quote_in, lp_bps, lp_fee,
+        proto_bps, proto_fee, quote_in_with_lp, user_quote_in,
+    ) + keys + _BUY_TAIL.pack(creator, creator_bps, creator_fee, 1, 0, 0, volume, ts, base_out) + _IX_BUY[:-1]
+
+
+def sell_event(ts: int, base_in: int, min_quote_out: int, user_base: int, user_quote: int, pool_base: int,
+               pool_quote: int, quote_out: int, lp_bps: int, lp_fee: int, proto_bps: int, proto_fee: int,
+               quote_out_wo_lp: int, user_quote_out: int, keys: bytes, creator: bytes, creator_bps: int,
+               creator_fee: int) -> bytes:
+    return SELL_EVENT + _SWAP_HEAD.pack(
+        ts, base_in, min_quote_out, user_base, user_quote, pool_base, pool_quote, quote_out, lp_bps, lp_fee,
+        proto_bps, proto_fee, quote_out_wo_lp, user_quote_out,
+    ) + keys + _SELL_TAIL.pack(creator, creator_bps, creator_fee)
+
+
+def create_pool_event(ts: int, creator: bytes, base_mint: bytes, quote_mint: bytes, base_in: int, quote_in: int,
+                      lp_out: int, pool: bytes, lp_mint: bytes, user_base: bytes, user_quote: bytes,
+                      coin_creator: bytes) -> bytes:
+    return CREATE_POOL_EVENT + struct.pack("<qH", ts, 0) + creator + base_mint + quote_mint + struct.pack(
+        "<BBQQQQQQQB", 6, 9, base_in, quote_in, base_in, quote_in, 100, lp_out + 100, lp_out, 255,
+    ) + pool + lp_mint + user_base + user_quote + coin_creator + b"\x00"
+
+
+def cpi(event: bytes) -> bytes:
+    """The self-CPI instruction data carrying ``event``."""
+    return EVENT_TAG + event
+
+
+def log(event: bytes) -> bytes:
+    """The ``Program data:`` log line (UTF-8 bytes, as the shape encoder takes them)."""
+    return b"Program data: " + base64.b64encode(event)

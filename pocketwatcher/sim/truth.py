@@ -1,0 +1,130 @@
+"""Ground truth of a simulation, written beside the capture as Parquet.
+
+``DIR/truth/``:
+
+- ``mints.parquet`` — mint, archetype, launch_slot, creator, bonding_curve, name, symbol,
+  complete_slot, migrated_slot, pool, pre_existing (live before the capture began),
+  dev_actor, bundler_actor;
+- ``actors.parquet`` — actor_id, kind, wallet, role (one row per wallet; role
+  ``funder`` is the common wallet that tops up the others), prefunded (had SOL before the
+  capture; the others receive their first SOL from a funding transfer in the stream);
+- ``trades.parquet`` — every trade that executed, exactly as the parser must report it:
+  signature, ix ("3" or "3.0"), slot, tx_index, block_time, mint, trader, actor_id, side,
+  token_amount, quote_amount (lamports; pump.fun: the TradeEvent's sol_amount, fees
+  excluded; PumpSwap: the quote that moved between the user and the pool vault), program;
+- ``failed.parquet`` — trade attempts that failed on chain (no swap may be reported);
+- ``funding.parquet`` — slot, signature, from, to, lamports, actor_id;
+- ``summary.json`` — run figures (``simulate`` returns the same dict).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from solders.signature import Signature
+
+_sig = Signature.from_bytes
+
+
+def sig_b58(sig: bytes) -> str:
+    return str(_sig(sig))
+
+
+TRADE_COLUMNS = ("signature", "ix", "slot", "tx_index", "block_time", "mint", "trader", "actor_id", "side",
+                 "token_amount", "quote_amount", "program")
+
+
+class Truth:
+    def __init__(self) -> None:
+        self.actors: dict[str, list] = {k: [] for k in ("actor_id", "kind", "wallet", "role", "prefunded")}
+        self.trade_rows: list[tuple] = []
+        self.failed: dict[str, list] = {k: [] for k in (
+            "signature", "slot", "mint", "trader", "actor_id", "side", "program", "error")}
+        self.funding: dict[str, list] = {k: [] for k in ("slot", "signature", "from", "to", "lamports", "actor_id")}
+        self.tokens: list = []
+
+    def wallet(self, actor, w) -> None:
+        a = self.actors
+        a["actor_id"].append(actor.id)
+        a["kind"].append(actor.kind)
+        a["wallet"].append(w.acct.b58)
+        a["role"].append(w.role)
+        a["prefunded"].append(w.acct.lam > 0)
+
+    def trade(self, sig: bytes, ix: str, slot: int, index: int, block_time: int, mint: str, w, side: str,
+              token_amount: int, quote_amount: int, program: str) -> None:
+        """One executed trade (the signature is kept raw and encoded when the table is written)."""
+        self.trade_rows.append((sig, ix, slot, index, block_time, mint, w, side, token_amount, quote_amount,
+                                program))
+
+    @property
+    def trades(self) -> dict[str, list]:
+        cols: dict[str, list] = {k: [] for k in TRADE_COLUMNS}
+        names = TRADE_COLUMNS
+        for row in self.trade_rows:
+            sig, ix, slot, index, bt, mint, w, side, tok, quote, prog = row
+            for k, v in zip(names, (sig_b58(sig), ix, slot, index, bt, mint, w.acct.b58, w.actor.id, side, tok,
+                                    quote, prog), strict=True):
+                cols[k].append(v)
+        return cols
+
+    def fail(self, sig: bytes, slot: int, mint: str, w, side: str, program: str, error: int) -> None:
+        f = self.failed
+        for k, v in (("signature", sig_b58(sig)), ("slot", slot), ("mint", mint), ("trader", w.acct.b58),
+                     ("actor_id", w.actor.id), ("side", side), ("program", program), ("error", error)):
+            f[k].append(v)
+
+    def fund(self, slot: int, sig: bytes, src, dst, lamports: int) -> None:
+        f = self.funding
+        for k, v in (("slot", slot), ("signature", sig_b58(sig)), ("from", src.acct.b58), ("to", dst.acct.b58),
+                     ("lamports", lamports), ("actor_id", dst.actor.id)):
+            f[k].append(v)
+
+    def mint_rows(self) -> dict[str, list]:
+        cols: dict[str, list] = {k: [] for k in (
+            "mint", "archetype", "launch_slot", "creator", "bonding_curve", "name", "symbol", "complete_slot",
+            "migrated_slot", "pool", "pre_existing", "dev_actor", "bundler_actor", "trades")}
+        for t in self.tokens:
+            for k, v in (("mint", t.mint.b58), ("archetype", t.archetype), ("launch_slot", t.launch_slot),
+                         ("creator", t.dev.acct.b58), ("bonding_curve", t.bc.b58), ("name", t.name),
+                         ("symbol", t.symbol), ("complete_slot", t.complete_slot),
+                         ("migrated_slot", t.migrated_slot), ("pool", t.pool.b58 if t.pool else None),
+                         ("pre_existing", t.pre_existing), ("dev_actor", t.dev.actor.id),
+                         ("bundler_actor", t.bundler.id if t.bundler else None), ("trades", t.trades)):
+                cols[k].append(v)
+        return cols
+
+    def write(self, out_dir: Path, summary: dict) -> None:
+        d = Path(out_dir) / "truth"
+        d.mkdir(parents=True, exist_ok=True)
+        for name, cols in (("mints", self.mint_rows()), ("actors", self.actors), ("trades", self.trades),
+                           ("failed", self.failed), ("funding", self.funding)):
+            pq.write_table(pa.table(_typed(cols)), d / f"{name}.parquet", compression="zstd")
+        (d / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+_INT64 = {"slot", "tx_index", "block_time", "launch_slot", "complete_slot", "migrated_slot", "lamports", "error",
+          "trades"}
+_UINT64 = {"token_amount", "quote_amount"}
+
+
+def _typed(cols: dict[str, list]) -> dict[str, pa.Array]:
+    out = {}
+    for k, v in cols.items():
+        if k in _UINT64:
+            out[k] = pa.array(v, pa.uint64())
+        elif k in _INT64:
+            out[k] = pa.array(v, pa.int64())
+        elif k in ("pre_existing", "prefunded"):
+            out[k] = pa.array(v, pa.bool_())
+        else:
+            out[k] = pa.array(v, pa.string())
+    return out
+
+
+def read(out_dir: Path, name: str) -> pa.Table:
+    """One truth table of a simulation directory."""
+    return pq.read_table(Path(out_dir) / "truth" / f"{name}.parquet")

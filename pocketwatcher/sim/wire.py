@@ -1,0 +1,143 @@
+"""Protobuf wire-format primitives for the simulator's hand-built ``SubscribeUpdate`` bytes.
+
+Building messages through the generated Python classes costs ~65 µs per transaction; the
+simulator must produce ≥ 20,000 transactions per second, so it writes the wire format
+directly: a field is ``tag || varint(len) || payload`` and a message is the concatenation of
+its fields (proto3: default values are left out). Field numbers follow
+``pocketwatcher/proto/*.proto`` (PROTOCOL_FACTS §1.4/§1.5). Everything written here is
+parsed back by the real stubs in the tests, so a mistake cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import struct
+
+# varint of every n < 2**14 (1-2 bytes), and the 2-byte "continued" form of every 14-bit chunk
+_V = [bytes([n]) if n < 128 else bytes([(n & 127) | 128, n >> 7]) for n in range(1 << 14)]
+_VC = [bytes([(n & 127) | 128, (n >> 7) | 128]) for n in range(1 << 14)]
+_d = struct.Struct("<d").pack
+
+
+def varint(n: int) -> bytes:
+    """Unsigned LEB128 (negative int64 values are written as their two's complement)."""
+    if n < 16384:
+        if n >= 0:
+            return _V[n]
+        n &= (1 << 64) - 1
+    if n < 268_435_456:
+        return _VC[n & 16383] + _V[n >> 14]
+    if n < 4_398_046_511_104:
+        return _VC[n & 16383] + _VC[(n >> 14) & 16383] + _V[n >> 28]
+    parts = [_VC[n & 16383], _VC[(n >> 14) & 16383], _VC[(n >> 28) & 16383]]
+    n >>= 42
+    while n >= 16384:
+        parts.append(_VC[n & 16383])
+        n >>= 14
+    parts.append(_V[n])
+    return b"".join(parts)
+
+
+def ld(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    n = len(payload)
+    return tag + (_V[n] if n < 16384 else varint(n)) + payload
+
+
+def vfield(tag: bytes, n: int) -> bytes:
+    """A varint field; empty for 0 (the proto3 default)."""
+    return tag + varint(n) if n else b""
+
+
+def string(tag: bytes, s: str) -> bytes:
+    return ld(tag, s.encode())
+
+
+def ui_amount_string(amount: int, decimals: int) -> str:
+    a = str(amount)
+    if len(a) <= decimals:
+        a = "0" * (decimals + 1 - len(a)) + a
+    frac = a[-decimals:].rstrip("0")
+    return a[:-decimals] + "." + frac if frac else a[:-decimals]
+
+
+_POW = [10.0**d for d in range(20)]
+
+
+def ui_token_amount(amount: int, decimals: int) -> bytes:
+    """``UiTokenAmount`` body: ui_amount=1 (double), decimals=2, amount=3, ui_amount_string=4."""
+    a = str(amount)
+    if len(a) <= decimals:
+        p = "0" * (decimals + 1 - len(a)) + a
+    else:
+        p = a
+    frac = p[-decimals:].rstrip("0")
+    u = (p[:-decimals] + "." + frac if frac else p[:-decimals]).encode()
+    a = a.encode()
+    head = b"\x09" + _d(amount / _POW[decimals]) if amount else b""
+    return b"".join((head, b"\x10", _V[decimals], b"\x1a", _V[len(a)], a, b"\x22", _V[len(u)], u))
+
+
+# ---- TransactionError (bincode) ---------------------------------------------------------------
+
+_TX_ERR_INSTRUCTION_ERROR = 8  # TransactionError::InstructionError
+_IX_ERR_CUSTOM = 25  # InstructionError::Custom(u32)
+
+
+def custom_error(ix_index: int, code: int) -> bytes:
+    """bincode of ``TransactionError::InstructionError(ix_index, InstructionError::Custom(code))``."""
+    return struct.pack("<IBII", _TX_ERR_INSTRUCTION_ERROR, ix_index, _IX_ERR_CUSTOM, code)
+
+
+# ---- non-transaction updates ------------------------------------------------------------------
+
+SLOT_PROCESSED = 0
+
+
+def timestamp(t: float) -> bytes:
+    """``google.protobuf.Timestamp`` body for a unix time in seconds."""
+    secs = int(t)
+    nanos = int(round((t - secs) * 1e9))
+    if nanos >= 1_000_000_000:
+        secs, nanos = secs + 1, nanos - 1_000_000_000
+    return vfield(b"\x08", secs) + vfield(b"\x10", nanos)
+
+
+_SECS: dict[int, bytes] = {}
+
+
+def created_at_field(t: float) -> bytes:
+    """``SubscribeUpdate.created_at`` (field 11) for unix time ``t``, microsecond precision."""
+    us = int(t * 1e6)
+    secs = us // 1_000_000
+    head = _SECS.get(secs)
+    if head is None:
+        if len(_SECS) > 4096:
+            _SECS.clear()
+        head = _SECS[secs] = b"\x08" + varint(secs)
+    nanos = (us - secs * 1_000_000) * 1000
+    body = head + b"\x10" + varint(nanos) if nanos else head
+    return b"\x5a" + _V[len(body)] + body
+
+
+def update(filters: bytes, body_field: bytes, created_at: float) -> bytes:
+    """A ``SubscribeUpdate``: ``filters`` (pre-encoded field 1), the oneof field, created_at=11."""
+    return b"".join((filters, body_field, created_at_field(created_at)))
+
+
+def slot_update(filters: bytes, slot: int, parent: int, status: int, created_at: float) -> bytes:
+    body = b"\x08" + varint(slot) + b"\x10" + varint(parent) + vfield(b"\x18", status)
+    return update(filters, ld(b"\x1a", body), created_at)
+
+
+def block_meta_update(filters: bytes, slot: int, blockhash: str, block_time: int, block_height: int,
+                      parent_slot: int, parent_blockhash: str, tx_count: int, entries: int,
+                      created_at: float) -> bytes:
+    """``SubscribeUpdateBlockMeta``: slot=1, blockhash=2, block_time=4, block_height=5,
+    parent_slot=6, parent_blockhash=7, executed_transaction_count=8, entries_count=9."""
+    body = b"".join((
+        b"\x08", varint(slot), string(b"\x12", blockhash),
+        ld(b"\x22", b"\x08" + varint(block_time)), ld(b"\x2a", b"\x08" + varint(block_height)),
+        b"\x30", varint(parent_slot), string(b"\x3a", parent_blockhash),
+        vfield(b"\x40", tx_count), vfield(b"\x48", entries),
+    ))
+    return update(filters, ld(b"\x3a", body), created_at)

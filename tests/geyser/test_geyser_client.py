@@ -1,0 +1,118 @@
+"""GeyserClient against the replay server (and a mute server): keepalive, errors a user
+can hit, and what a reconnecting caller needs."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent import futures
+
+import grpc
+import pytest
+from conftest import PUMP, b58
+
+from pocketwatcher.geyser.client import GeyserClient, GeyserError, backoff, build_request, parse_endpoint
+from pocketwatcher.geyser.server import ReplayServer
+from pocketwatcher.proto import geyser_pb2 as pb
+
+
+def collect(endpoint, request, *, token=None, n=None, keepalive=False, until=None, **kw):
+    async def go():
+        out = []
+        async with GeyserClient(endpoint, token, **kw) as client:
+            sub = client.subscribe(request, keepalive_updates=keepalive)
+            try:
+                async for u in sub:
+                    out.append(u)
+                    if (n is not None and len(out) >= n) or (until is not None and until(u)):
+                        break
+            finally:
+                await sub.close()
+            return out, sub.last_slot
+    return asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_parse_endpoint():
+    assert parse_endpoint("http://127.0.0.1:10000") == ("127.0.0.1:10000", False, "http://127.0.0.1:10000")
+    assert parse_endpoint("https://grpc.example.com") == ("grpc.example.com:443", True,
+                                                          "https://grpc.example.com:443")
+    # keys in the path never show up in what we display
+    assert parse_endpoint("https://h.example:2053/SECRETKEY?api=K")[2] == "https://h.example:2053"
+    for bad in ("grpc.example.com:443", "ftp://x", "http://"):
+        with pytest.raises(GeyserError, match="http://HOST:PORT"):
+            parse_endpoint(bad)
+    with pytest.raises(GeyserError, match="not a number"):
+        parse_endpoint("http://h:abc")
+
+
+def test_build_request_is_the_runner_subscription():
+    req = build_request([b58(PUMP)], from_slot=123)
+    f = req.transactions["pocketwatcher"]
+    assert list(f.account_include) == [b58(PUMP)] and f.vote is False and f.failed is False
+    assert f.HasField("vote") and f.HasField("failed")
+    assert "pocketwatcher_blocks" in req.blocks_meta and req.commitment == pb.CONFIRMED
+    assert req.from_slot == 123 and not req.slots
+    with pytest.raises(GeyserError, match="commitment"):
+        build_request([], commitment="fast")
+
+
+def test_subscribe_tracks_last_slot_and_answers_server_pings(capture):
+    with ReplayServer(capture, ping_interval=0.2) as srv:
+        ups, last = collect(srv.endpoint, build_request([b58(PUMP)], commitment="processed"), n=4)
+        # tx 1 only (tx 3 failed), then the block times
+        assert [u.WhichOneof("update_oneof") for u in ups] == ["transaction"] + ["block_meta"] * 3
+        assert ups[0].transaction.transaction.signature[0] == 1 and list(ups[1].filters) == ["pocketwatcher_blocks"]
+        assert last == 102
+        ups, _ = collect(srv.endpoint, pb.SubscribeRequest(), keepalive=True, until=lambda u: u.HasField("pong"))
+        # server pings are answered (within a keepalive tick) with a client ping, which the server pongs
+        assert ups[0].HasField("ping") and ups[-1].HasField("pong")
+
+
+def test_client_sends_its_own_keepalive_pings(capture):
+    with ReplayServer(capture, ping_interval=60) as srv:
+        ups, _ = collect(srv.endpoint, pb.SubscribeRequest(), keepalive=True, n=3, ping_interval=0.2)
+    assert [u.WhichOneof("update_oneof") for u in ups] == ["ping", "pong", "pong"]
+
+
+def test_errors_say_what_to_do_and_hide_the_token(capture):
+    with ReplayServer(capture, x_token="tok-123") as srv:
+        with pytest.raises(GeyserError, match="wants an x-token: pass --x-token") as e:
+            collect(srv.endpoint, pb.SubscribeRequest())
+        assert e.value.code == grpc.StatusCode.UNAUTHENTICATED and not e.value.retryable
+        with pytest.raises(GeyserError, match="x-token was refused") as e:
+            collect(srv.endpoint, pb.SubscribeRequest(), token="wrong-secret")
+        assert "wrong-secret" not in str(e.value) and "tok-123" not in str(e.value)
+        bad = build_request(["nope"], commitment="processed")
+        with pytest.raises(GeyserError, match="refused the subscription: failed to create filter") as e:
+            collect(srv.endpoint, bad, token="tok-123")
+        assert not e.value.retryable
+        port = srv.port
+    with pytest.raises(GeyserError, match=rf"cannot reach http://127.0.0.1:{port}.*https://") as e:
+        collect(f"http://127.0.0.1:{port}", pb.SubscribeRequest())
+    assert e.value.retryable
+
+
+def test_a_stalled_stream_is_reported_as_retryable():
+    """A server that accepts the stream and then says nothing at all (no pings, no pongs)."""
+    def mute(requests, context):
+        context.send_initial_metadata(())
+        for _ in requests:
+            pass
+        return iter(())
+
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("geyser.Geyser", {
+        "Subscribe": grpc.stream_stream_rpc_method_handler(mute)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with pytest.raises(GeyserError, match="sent nothing for 0.5 s") as e:
+            collect(f"http://127.0.0.1:{port}", pb.SubscribeRequest(), idle_timeout=0.5, ping_interval=0.2)
+        assert e.value.retryable
+    finally:
+        server.stop(0)
+
+
+def test_backoff_is_jittered_exponential_and_capped():
+    delays = [next(d) for d in [backoff(0.5, 4.0)] for _ in range(12)]
+    assert all(0 <= x <= 4.0 for x in delays)
+    assert max(delays[:2]) <= 1.0
