@@ -10,8 +10,11 @@ the same run takes as long as its slowest retry chain.
 
 The fake server runs in its own process so its threads do not share our GIL. Every
 run checks that each alert was accepted exactly once per channel and none is open.
+``dispatcher_cpu_ms_per_attempt`` (this process's CPU time per HTTP attempt) is the
+figure least disturbed by other load on the machine; wall-clock rates are the best of
+``--repeat`` runs, with the median beside them.
 
-    .venv/bin/python bench/dispatch.py [--alerts 2000] [--concurrency 8]
+    .venv/bin/python bench/dispatch.py [--alerts 1000] [--concurrency 4] [--repeat 3]
 
 PostgreSQL: a scratch database is created through $PW_BENCH_PG_ADMIN (default
 postgresql://postgres@127.0.0.1:5432/postgres) and dropped afterwards.
@@ -86,9 +89,9 @@ async def one_run(db: str, n: int, concurrency: int, p5xx: float, p429: float) -
             await outbox.enqueue(conn, {"id": a, "trigger": "bench", "version": 1, "mint": f"Mint{i:040d}",
                                         "block_time": 1_700_000_000 + i, "features": {"mcap_sol": 50.0 + i}},
                                  names, token_name=f"Bench {i}", token_symbol="BNCH")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     done = await Dispatcher(db, config(url, concurrency)).run_until_idle(ids, timeout=600)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     summary = await outbox.summary(conn, ids)
     await conn.close()
     parent.send("stop")
@@ -97,31 +100,43 @@ async def one_run(db: str, n: int, concurrency: int, p5xx: float, p429: float) -
     service = {"discord": "discord", "telegram": "telegram", "hook": "webhook"}
     exact = all(delivered.get(f"{service[c]}:{a}") == 1 for a in ids for c in names)
     return {"alerts_per_s": round(n / seconds, 1), "deliveries_per_s": round(3 * n / seconds, 1),
-            "seconds": round(seconds, 2), "attempts": sum(c["attempts"] for c in summary.values()),
+            "seconds": round(seconds, 2), "dispatcher_cpu_ms_per_attempt": round(cpu * 1000 / max(1, sum(
+                c["attempts"] for c in summary.values())), 2), "attempts": sum(c["attempts"] for c in summary.values()),
             "sent": sum(c["sent"] for c in summary.values()), "dead": sum(c["dead"] for c in summary.values()),
             "statuses": {str(k): v for k, v in sorted(statuses.items())}, "exactly_once": exact,
             "finished": done}
 
 
-async def main(n: int, concurrency: int) -> dict:
+async def scenario(db: str, n: int, concurrency: int, repeat: int, p5xx: float, p429: float) -> dict:
+    """The best run (least disturbed by the machine's other load) and the median alerts/s."""
+    runs = [await one_run(db, n, concurrency, p5xx, p429) for _ in range(repeat)]
+    best = max(runs, key=lambda r: r["alerts_per_s"])
+    rates = sorted(r["alerts_per_s"] for r in runs)
+    return {**best, "median_alerts_per_s": rates[len(rates) // 2],
+            "exactly_once": all(r["exactly_once"] and r["finished"] and not r["dead"] for r in runs)}
+
+
+async def main(n: int, concurrency: int, repeat: int) -> dict:
     name = f"pw_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     db = ADMIN.rsplit("/", 1)[0] + "/" + name
     try:
         await migrate(db)
-        clean = await one_run(db, n, concurrency, 0.0, 0.0)
-        faulty = await one_run(db, n, concurrency, 0.20, 0.02)
+        clean = await scenario(db, n, concurrency, repeat, 0.0, 0.0)
+        faulty = await scenario(db, n, concurrency, repeat, 0.20, 0.02)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     return {"bench": "dispatch", "alerts": n, "channels": 3, "concurrency_per_channel": concurrency,
-            "cpus": os.cpu_count(), "no_faults": clean, "faults_20pct_5xx_2pct_429": faulty}
+            "repeat": repeat, "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "no_faults": clean, "faults_20pct_5xx_2pct_429": faulty}
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--alerts", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=8, help="requests in flight per channel")
+    ap.add_argument("--alerts", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=4, help="requests in flight per channel")
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    print(json.dumps(asyncio.run(main(args.alerts, args.concurrency))))
+    print(json.dumps(asyncio.run(main(args.alerts, args.concurrency, args.repeat))))

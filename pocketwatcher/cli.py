@@ -186,6 +186,7 @@ def run_cmd(
     state_dir: Path = typer.Option(None, "--state-dir", help="Embedded servers' data (when REDIS_URL / "
                                    "DATABASE_URL are not set)."),
     no_ingest: bool = typer.Option(False, "--no-ingest", help="Only detect/dispatch (another runner ingests)."),
+    no_detect: bool = typer.Option(False, "--no-detect", help="Only ingest (other runners detect)."),
     debug: bool = typer.Option(False, "--debug", help="Debug logging."),
 ) -> None:
     """The live runner. Env: GEYSER_ENDPOINT (http:// or https://), GEYSER_X_TOKEN, REDIS_URL, DATABASE_URL."""
@@ -196,7 +197,7 @@ def run_cmd(
     settings = RunnerSettings.from_env(triggers=triggers or DEFAULT_TRIGGERS, config=config, partitions=partitions,
                                        metrics_port=metrics_port, dashboard_port=dashboard_port,
                                        stop_after_idle=stop_after_idle, state_dir=state_dir,
-                                       ingest=not no_ingest)
+                                       ingest=not no_ingest, detect=not no_detect)
     if not settings.geyser_endpoint and not no_ingest:
         typer.secho("GEYSER_ENDPOINT is not set (http://host:port or https://host); run `pocketwatcher replay "
                     "data/sample.pwcap` and point it at http://127.0.0.1:10000, or pass --no-ingest",

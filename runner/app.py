@@ -45,6 +45,7 @@ class RunnerSettings:
     max_deliveries: int = 5
     dispatch: bool = True
     ingest: bool = True
+    detect: bool = True
     owner_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     programs: list[str] = field(default_factory=lambda: sorted(KNOWN_PROGRAMS))
 
@@ -97,7 +98,8 @@ class Runner:
             from pocketwatcher.store.embedded import EmbeddedServers, default_state_dir
 
             self.embedded = EmbeddedServers(s.state_dir or default_state_dir())
-            r_url, d_url = self.embedded.start(need_redis=not s.redis_url, need_postgres=not s.database_url)
+            r_url, d_url = await asyncio.to_thread(self.embedded.start, need_redis=not s.redis_url,
+                                                   need_postgres=not s.database_url)
             s.redis_url = s.redis_url or r_url
             s.database_url = s.database_url or d_url
         self.redis = aioredis.Redis.from_url(s.redis_url, socket_timeout=10, socket_connect_timeout=5,
@@ -114,6 +116,9 @@ class Runner:
         s = self.s
         await self._connect()
         self.triggers = load_triggers(s.triggers)
+        from pocketwatcher.alerting.config import load_alerting_config
+
+        self.alerting = load_alerting_config(s.config)
         self.streams = SwapStreams(self.redis, prefix=s.prefix, parts=s.partitions)
         await self.streams.ensure_groups()
         self.leases = PartitionLeases(self.redis, s.prefix, s.partitions, s.owner_id, ttl_ms=s.lease_ttl_ms)
@@ -151,6 +156,8 @@ class Runner:
 
         from .detect import PartitionWorker
 
+        if not self.s.detect:
+            return  # an ingest-only runner takes no partitions and is not counted as an owner
         while not self.stop.is_set():
             try:
                 held = set(await self.leases.renew())
@@ -165,7 +172,8 @@ class Runner:
                                                  claim_idle_ms=self.s.claim_idle_ms,
                                                  max_deliveries=self.s.max_deliveries)
                     w = PartitionWorker(k, self.s.partitions, self.streams, consumer, self.store, self.triggers,
-                                        stop=self.stop, metrics=self.metrics, on_alert=self.on_alert)
+                                        stop=self.stop, metrics=self.metrics, on_alert=self.on_alert,
+                                        route=self.alerting.channels_for)
                     self.workers[k] = (w, asyncio.create_task(w.run(), name=f"detect-{k}"))
                     log.info("partition %d: taken", k)
                 for k in self.leases.surplus() if hasattr(self.leases, "surplus") else ():
@@ -181,11 +189,9 @@ class Runner:
             await _sleep(self.stop, self.s.lease_ttl_ms / 3000)
 
     async def _dispatch(self) -> None:
-        from pocketwatcher.alerting.config import load_alerting_config
         from pocketwatcher.alerting.dispatcher import Dispatcher
 
-        cfg = load_alerting_config(self.s.config)
-        await Dispatcher(self.pool, cfg).run(self.stop)
+        await Dispatcher(self.s.database_url, self.alerting).run(self.stop)
 
     async def _idle_watch(self) -> None:
         """--stop-after-idle: exit once no transaction came for that long and all is committed."""

@@ -26,12 +26,14 @@ REBUILD_S = 7200  # engine windows reach 1h; creator and cooldown facts a little
 
 class PartitionWorker:
     def __init__(self, k: int, parts: int, streams, consumer, store, triggers, *, stop: asyncio.Event,
-                 metrics, on_alert=None, batch: int = 500) -> None:
+                 metrics, on_alert=None, route=None, batch: int = 500) -> None:
         self.k, self.parts = k, parts
         self.streams, self.consumer, self.store = streams, consumer, store
         self.triggers, self.stop, self.metrics = triggers, stop, metrics
         self.on_alert = on_alert
+        self.route = route  # trigger name, trigger channels -> channel names ([routes] applied)
         self.batch = batch
+        self.linger_s = 0.02
         self.engine = TriggerEngine(triggers)
         self.committed: set[str] = set()  # swap ids committed recently (redelivery guard)
         self.lost = asyncio.Event()
@@ -73,8 +75,16 @@ class PartitionWorker:
         entries = await self.consumer.next_batch(self.batch, block_ms=200)
         if not entries:
             return 0
+        if len(entries) < self.batch // 4:
+            # linger a moment so a commit carries more than a handful of swaps: one
+            # PostgreSQL transaction per batch is the cost that matters at high rates
+            await asyncio.sleep(self.linger_s)
+            more = await self.consumer.next_batch(self.batch - len(entries), block_ms=None)
+            have = {eid for eid, _f in entries}  # a re-read of our own pending list repeats ids
+            entries = entries + [e for e in more if e[0] not in have]
         t0 = time.perf_counter()
         swaps, events, transfers, alerts, ids, bad = [], [], [], [], [], []
+        received: list[float] = []
         for eid, fields in entries:
             try:
                 kind, rec = decode(fields["d"])
@@ -83,11 +93,15 @@ class PartitionWorker:
                 continue
             ids.append(eid)
             if kind == "swap":
-                s, enr = rec
+                s, enr, rx = rec
                 swaps.append((s, enr))
+                if rx is not None:
+                    received.append(rx)
                 if s.id in self.committed:
                     continue
                 for a in self.engine.on_trade(Trade.from_swap(s, enr)):
+                    if self.route is not None:
+                        a.channels = list(self.route(a.trigger, a.channels))
                     alerts.append(a)
             elif kind == "event":
                 ev, _tx = rec
@@ -108,6 +122,9 @@ class PartitionWorker:
         self.metrics.inc("swaps_committed", len(swaps))
         self.metrics.inc("alerts", len(alerts))
         self.metrics.observe("commit_seconds", time.perf_counter() - t0)
+        if received:
+            now = time.time()
+            self.metrics.latency([now - rx for rx in received])
         for a in alerts:
             if self.on_alert:
                 self.on_alert(a)

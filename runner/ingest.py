@@ -93,6 +93,7 @@ class Ingest:
             self.handed_slot = handed
             req = build_request(self.programs, from_slot=handed + 1 if handed is not None else None)
             sub = self.client.subscribe(req)
+            closer = asyncio.create_task(self._close_on_stop(sub))
             try:
                 async for upd in sub:
                     await self._handle(upd)
@@ -102,6 +103,8 @@ class Ingest:
                 if not self.stop.is_set():
                     await asyncio.sleep(0.5)  # the server closed the stream: reconnect
             except GeyserError as e:
+                if self.stop.is_set():
+                    break
                 self.metrics.inc("ingest_reconnects")
                 log.warning("geyser stream: %s; reconnecting", e)
                 await self._sleep(next(delays))
@@ -109,8 +112,14 @@ class Ingest:
                 log.warning("ingest: %s; retrying", e)
                 await self._sleep(next(delays))
             finally:
+                closer.cancel()
                 await sub.close()
         await self.flush()  # shutdown: hand on complete slots only; the rest comes again on resume
+
+    async def _close_on_stop(self, sub) -> None:
+        """Stop intake at once on shutdown, even while the stream is quiet (only pings)."""
+        await self.stop.wait()
+        await sub.close()
 
     async def _sleep(self, s: float) -> None:
         try:
@@ -130,6 +139,7 @@ class Ingest:
                 return  # already handed on before a resume
             res = parse_update_full(upd, transfers=True)
             if res.view is not None and (res.swaps or res.events or res.transfers):
+                res.received_at = time.time()
                 self.buffer.setdefault(slot, []).append(res)
         elif which == "block_meta":
             bm = upd.block_meta
@@ -151,44 +161,49 @@ class Ingest:
         behind the newest BlockMeta. A slot is never handed on half-received: after a
         restart it is asked for again with ``from_slot``.
         """
+        ready: list[tuple[int, list]] = []
         while self.buffer:
             slot = min(self.buffer)
             complete = slot in self.meta_slots and (idle or slot < self.max_seen_slot)
             if not (complete or slot < self.last_meta_slot - self.grace):
                 break
-            await self._hand_on(slot, self.buffer.pop(slot))
+            ready.append((slot, self.buffer.pop(slot)))
+        if ready:  # all slots that are ready go out in one round trip
+            await self._hand_on(ready)
         done = self.last_meta_slot if (idle or self.max_seen_slot > self.last_meta_slot) else self.last_meta_slot - 1
         if done > 0 and (self.handed_slot or 0) < done and not any(s <= done for s in self.buffer):
             await self._set_handed(done)
         if len(self.meta_slots) > 10_000:
             self.meta_slots = {s for s in self.meta_slots if s > self.last_meta_slot - 1000}
 
-    async def _hand_on(self, slot: int, results: list) -> None:
-        bt, est = self.clock.time_of(slot)
-        results.sort(key=lambda r: r.view.index or 0)
+    async def _hand_on(self, ready: list[tuple[int, list]]) -> None:
         entries: list[tuple[str, bytes]] = []
-        for res in results:
-            for t in res.transfers:
-                t.block_time = bt
-                self.enricher.on_transfer(t.source, t.destination, t.lamports, bt)
-                entries.append((t.destination, encode_transfer(t)))
-            for ev in res.events:
-                ev.block_time = bt
-                entries.append((ev.mint, encode_event(ev, res.view.index)))
-            for s in res.swaps:
-                if s.id in self.seen_ids:
-                    continue
-                s.block_time, s.block_time_estimated = bt, est
-                entries.append((s.mint, encode_swap(s, self.enricher.on_swap(s, s.fee_payer))))
-                self.seen_ids.add(s.id)
+        for slot, results in ready:
+            bt, est = self.clock.time_of(slot)
+            if est:
+                self.metrics.inc("ingest_estimated_slots")
+            results.sort(key=lambda r: r.view.index or 0)
+            for res in results:
+                for t in res.transfers:
+                    t.block_time = bt
+                    self.enricher.on_transfer(t.source, t.destination, t.lamports, bt)
+                    entries.append((t.destination, encode_transfer(t)))
+                for ev in res.events:
+                    ev.block_time = bt
+                    entries.append((ev.mint, encode_event(ev, res.view.index)))
+                for s in res.swaps:
+                    if s.id in self.seen_ids:
+                        continue
+                    s.block_time, s.block_time_estimated = bt, est
+                    entries.append((s.mint, encode_swap(s, self.enricher.on_swap(s, s.fee_payer),
+                                                        getattr(res, "received_at", None))))
+                    self.seen_ids.add(s.id)
         if len(self.seen_ids) > 500_000:
             self.seen_ids.clear()
         if entries:
             await self._retry(lambda: self.streams.publish(entries, block=True, stop=self.stop))
             self.metrics.inc("ingest_records", len(entries))
-        if est:
-            self.metrics.inc("ingest_estimated_slots")
-        await self._set_handed(slot)
+        await self._set_handed(ready[-1][0])
 
     async def _set_handed(self, slot: int) -> None:
         if self.handed_slot is None or slot > self.handed_slot:

@@ -33,7 +33,19 @@ class Metrics:
         self.commit = Histogram("pocketwatcher_commit_seconds", "detect batch: receipt to commit",
                                 registry=self.registry,
                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.latency_hist = Histogram("pocketwatcher_receipt_to_commit_seconds",
+                                      "a swap's transaction received → its swap and alerts committed",
+                                      registry=self.registry,
+                                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+        self.latencies: list[float] = []  # recent samples, for percentiles in benchmarks
         self._server = None
+
+    def latency(self, values: list[float]) -> None:
+        for v in values:
+            self.latency_hist.observe(v)
+        self.latencies.extend(values)
+        if len(self.latencies) > 200_000:
+            del self.latencies[:100_000]
 
     def inc(self, name: str, n: float = 1) -> None:
         self.counters[name].inc(n)

@@ -14,8 +14,10 @@ from pocketwatcher.enrich.wallets import Enrichment
 from pocketwatcher.parse import SolTransfer, Swap, TokenEvent
 
 
-def encode_swap(s: Swap, e: Enrichment | None) -> bytes:
+def encode_swap(s: Swap, e: Enrichment | None, rx: float | None = None) -> bytes:
     d = {"t": "swap", "s": asdict(s)}
+    if rx is not None:
+        d["rx"] = rx  # wall time the transaction was received (latency metrics only)
     if e is not None:
         d["e"] = [e.first_seen, e.cluster, e.smart]
     return json.dumps(d, separators=(",", ":")).encode()
@@ -30,12 +32,12 @@ def encode_transfer(t: SolTransfer) -> bytes:
 
 
 def decode(payload: bytes):
-    """("swap", (Swap, Enrichment|None)) | ("event", (TokenEvent, tx_index)) | ("transfer", SolTransfer)."""
+    """("swap", (Swap, Enrichment|None, received_at|None)) | ("event", (TokenEvent, tx_index)) | ("transfer", SolTransfer)."""
     d = json.loads(payload)
     kind = d["t"]
     if kind == "swap":
         e = d.get("e")
-        return kind, (Swap(**d["s"]), Enrichment(*e) if e else None)
+        return kind, (Swap(**d["s"]), Enrichment(*e) if e else None, d.get("rx"))
     if kind == "event":
         return kind, (TokenEvent(**d["v"]), d.get("x"))
     if kind == "transfer":

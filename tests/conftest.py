@@ -101,3 +101,63 @@ def redis_prefix():
     for key in r.scan_iter(match=prefix + "*", count=1000):
         r.delete(key)
     r.close()
+
+
+# -- simulated market and runner fixtures (shared: one conftest, see tests/README) -------
+
+@pytest.fixture(scope="session")
+def sim_export(tmp_path_factory):
+    from pocketwatcher.sim import simulate
+    from pocketwatcher.store.parquet import export_capture
+
+    d = tmp_path_factory.mktemp("sim")
+    summary = simulate(12.0, 11, d, progress=False)
+    export_capture(d / "capture.pwcap", d / "export", progress=False)
+    return d, summary
+
+
+SAMPLE = REPO / "data" / "sample.pwcap"
+
+
+@pytest.fixture(scope="session")
+def expected(tmp_path_factory):
+    """(swap ids, alert ids) of the sample capture, from export + backtest."""
+    from pocketwatcher.backtest.run import run_engine
+    from pocketwatcher.store.parquet import export_capture
+    from pocketwatcher.triggers.config import load_triggers
+
+    d = tmp_path_factory.mktemp("expected")
+    export_capture(SAMPLE, d, progress=False)
+    import duckdb
+
+    swaps = {f"{s}:{i}" for s, i in duckdb.sql(f"SELECT signature, ix FROM '{d}/swaps/*.parquet'").fetchall()}
+    alerts, _n = run_engine(d, load_triggers(REPO / "triggers.toml"), workers=1)
+    return swaps, {a["id"] for a in alerts}
+
+
+@pytest.fixture
+def replay_server():
+    from pocketwatcher.geyser.server import ReplayServer
+
+    def start(speed=None):
+        srv = ReplayServer(SAMPLE, port=0, speed=speed, ping_interval=1.0)
+        srv.start()
+        servers.append(srv)
+        return srv
+
+    servers: list = []
+    yield start
+    for s in servers:
+        s.stop(0.5)
+
+
+async def db_state(url: str) -> tuple[set[str], set[str]]:
+    import asyncpg
+
+    con = await asyncpg.connect(url)
+    try:
+        swaps = {f"{r[0]}:{r[1]}" for r in await con.fetch("SELECT signature, ix FROM swaps")}
+        alerts = {r[0] for r in await con.fetch("SELECT id FROM alerts")}
+        return swaps, alerts
+    finally:
+        await con.close()

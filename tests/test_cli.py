@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -47,7 +48,22 @@ def test_parse_table_and_bad_file_keeps_going(tmp_path):
     assert "raydium_amm_v4" in out.stdout
 
 
-def test_demo_runs():
-    out = run("demo")
+def test_sample_parse_command():
+    out = run("parse", str(REPO / "data" / "sample_tx" / "0xjeffro-tx-parser__pumpfun_buy_bundle.json"))
     assert out.returncode == 0, out.stderr
-    assert "swaps" in out.stdout and "pumpfun" in out.stdout
+    assert "pumpfun" in out.stdout
+
+
+def test_demo_runs_the_full_pipeline_on_embedded_servers(tmp_path):
+    """The README's first command: embedded Redis + PostgreSQL, replay server, runner, alerts."""
+    import tempfile
+
+    state = Path(tempfile.mkdtemp(prefix="pwdemo-", dir="/tmp"))  # short path: unix sockets
+    out = run("demo", "--speed", "max", "--state-dir", str(state))
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [ln for ln in out.stdout.splitlines() if "pump" in ln and ("mcap" in ln or "=" in ln)]
+    assert len(lines) >= 20, out.stdout[-3000:]
+    assert "stopped cleanly" in out.stdout
+    # nothing left running: the embedded servers were stopped
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(state) not in ps

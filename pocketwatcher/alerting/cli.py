@@ -86,7 +86,7 @@ def alerts_list(database_url: str | None = None, limit: int = 20, as_json: bool 
 
 
 def alerts_retry_dead(database_url: str | None = None, channel: str | None = None) -> int:
-    """Requeue dead deliveries (of one channel, or all) for a new round; return how many."""
+    """Requeue dead deliveries (of one channel, or all) for a new round; return how many (prints nothing)."""
     async def go() -> int:
         conn = await _connect(_url(database_url))
         try:
@@ -94,9 +94,7 @@ def alerts_retry_dead(database_url: str | None = None, channel: str | None = Non
         finally:
             await conn.close()
 
-    n = asyncio.run(go())
-    print(f"{n} dead deliveries requeued" + (f" on channel '{channel}'" if channel else ""))
-    return n
+    return asyncio.run(go())
 
 
 def make_test_alert(channels: list[str], n: int) -> dict:
@@ -189,7 +187,8 @@ def _list_cmd(limit: int = typer.Option(20, "--limit", "-n"), as_json: bool = ty
 def _retry_cmd(channel: str = typer.Option(None, "--channel", help="Only this channel's dead deliveries."),
                database_url: str = _DB) -> None:
     """Put dead deliveries back in the outbox for a new round of attempts."""
-    alerts_retry_dead(database_url, channel)
+    n = alerts_retry_dead(database_url, channel)
+    typer.echo(f"{n} dead deliveries requeued" + (f" on channel '{channel}'" if channel else ""))
 
 
 @alerts_app.command("send-test")

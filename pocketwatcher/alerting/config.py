@@ -43,6 +43,7 @@ exists. Unknown keys are errors that name the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -160,9 +161,6 @@ class AlertingConfig:
         names = [*trigger_channels, *self.routes.get(trigger, ()), *self.routes.get("*", ())]
         return list(dict.fromkeys(names))
 
-    def secrets(self) -> list[str]:
-        return [c.secret.get() for c in self.channels.values() if c.secret is not None]
-
 
 def _read_secret(name: str, what: str, env_key: str | None, file_key: Path | None,
                  env: Mapping[str, str], env_field: str, file_field: str) -> Secret:
@@ -189,7 +187,7 @@ def _resolve(name: str, s, env: Mapping[str, str]) -> ResolvedChannel:
     if isinstance(s, DiscordSettings):
         secret = _read_secret(name, "webhook URL", s.webhook_url_env, s.webhook_url_file, env,
                               "webhook_url_env", "webhook_url_file")
-        if "/webhooks/" not in secret.get():
+        if not re.search(r"/webhooks/\d+/[^/?#]+", secret.get()):
             raise AlertingConfigError(f"channels.{name}: the webhook URL does not look like a Discord "
                                       "webhook (…/api/webhooks/<id>/<token>); copy it from the channel settings")
         return ResolvedChannel(name, s, secret)

@@ -4,8 +4,8 @@ An alert and one delivery per channel name are inserted in the producer's transa
 (``enqueue``), so an alert exists exactly when its deliveries do. A dispatcher claims a
 due delivery with ``FOR UPDATE SKIP LOCKED`` (several may run), marks it ``sending`` with
 a lease, sends, and then writes the attempt and the new state in *one* statement
-(``RECORD``): one round trip after the answer is the whole window in which a crash
-can cause a duplicate. A ``sending`` row whose lease ran out belonged to a dispatcher
+(``RECORD``): the request in flight plus that one round trip is the whole window in
+which a crash can cause a duplicate. A ``sending`` row whose lease ran out belonged to a dispatcher
 that died; it is claimed again, which is the at-least-once half of the contract.
 
 ``attempts`` counts the requests of the current round (``retry-dead`` starts a new one);

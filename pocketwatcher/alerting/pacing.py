@@ -93,7 +93,3 @@ class Pacer:
         """Nothing goes to ``name`` for ``seconds`` (a 429's retry_after, an exhausted bucket)."""
         k = self.keys.setdefault(name, _Key(()))
         k.blocked_until = max(k.blocked_until, self.clock() + seconds)
-
-    def blocked_for(self, name: str) -> float:
-        k = self.keys.get(name)
-        return max(0.0, k.blocked_until - self.clock()) if k else 0.0

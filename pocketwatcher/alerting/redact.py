@@ -74,11 +74,15 @@ def redact(text: object, extra: tuple[str, ...] | list[str] = ()) -> str:
 
 
 class _RedactingFilter(logging.Filter):
+    """Masks the message and any traceback (formatted here, so handlers reuse the clean text)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         clean = redact(msg)
         if clean != msg:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -1,11 +1,15 @@
-"""A Yellowstone (Geyser) gRPC client for ``capture`` now and the live runner's ingest later.
+"""A Yellowstone (Geyser) gRPC client for ``capture`` and the live runner's ingest.
 
 asyncio (``grpc.aio``), like the rest of the runner's I/O. One ``Subscription`` is one
 stream: iterate it for updates; it answers server pings, sends its own keepalive pings
 (some proxies drop a quiet client→server half), and ``update()`` swaps the filters in
-place. Reconnecting is left to the caller on purpose, with what it needs: ``GeyserError.
-retryable`` says whether to try again, ``Subscription.last_slot`` is where to resume
-(``build_request(..., from_slot=last_slot)``), and ``backoff()`` gives the delays.
+place. A stream on which the server has said nothing (not even its 10 s pings) for
+``idle_timeout`` while we wait is reported as a retryable error instead of hanging.
+
+Reconnecting is the caller's loop, with what it needs: ``GeyserError.retryable`` says
+whether to try again, ``Subscription.last_slot`` is the highest slot seen (resume with
+``build_request(..., from_slot=...)``; the resumed slot may repeat, so dedupe), and
+``backoff()`` gives jittered delays.
 
 Errors say what was wrong and what to do. The endpoint is shown as scheme://host:port
 only (providers sometimes put keys in the path) and the x-token never appears.
@@ -131,7 +135,7 @@ class Subscription:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._ping_ids = itertools.count(1)
-        self._last_rx = time.monotonic()
+        self._waiting_since: float | None = None  # set while blocked reading from the server
         self._stalled = False
         self._ping_due = False
         self.last_slot: int | None = None
@@ -181,7 +185,8 @@ class Subscription:
         while True:
             await asyncio.sleep(step)
             now = time.monotonic()
-            if c.idle_timeout and now - self._last_rx > c.idle_timeout:
+            since = self._waiting_since  # a slow consumer is not a stalled server
+            if c.idle_timeout and since is not None and now - since > c.idle_timeout:
                 self._stalled = True
                 self._call.cancel()
                 return
@@ -210,6 +215,7 @@ class Subscription:
                 await self.close()
                 raise
         while True:
+            self._waiting_since = time.monotonic()
             try:
                 data = await self._call.read()
             except grpc.aio.AioRpcError as e:
@@ -221,10 +227,11 @@ class Subscription:
                 await self.close()
                 raise GeyserError(f"{c.display} sent nothing for {c.idle_timeout:g} s (servers ping every "
                                   "~10 s): the connection is stalled; reconnect", retryable=True) from None
+            finally:
+                self._waiting_since = None
             if data is grpc.aio.EOF:
                 await self.close()
                 raise StopAsyncIteration
-            self._last_rx = time.monotonic()
             update = pb.SubscribeUpdate.FromString(data)
             which = update.WhichOneof("update_oneof")
             if which == "ping":

@@ -56,6 +56,7 @@ class ParseResult:
     reason: str | None = None  # why nothing could be read, when that happened
     view: TxView | None = None
     transfers: list[SolTransfer] = field(default_factory=list)
+    received_at: float | None = None  # set by the runner's ingest (wall clock, metrics only)
 
 
 def sol_transfers(view: TxView) -> list[SolTransfer]:

@@ -43,7 +43,7 @@ class Account:
     and :meth:`tb` rebuild them when a transaction is encoded.
     """
 
-    __slots__ = ("pk", "_b58", "kf", "lam", "lamv", "tok", "tbm", "_tb_head", "_tb_tail", "decimals")
+    __slots__ = ("pk", "_b58", "kf", "lam", "lamv", "tok", "tbm", "_tb_head", "_tb_tail", "decimals", "fixed")
 
     def __init__(self, pk: bytes, lam: int = 0) -> None:
         self.pk = pk
@@ -55,6 +55,7 @@ class Account:
         self.tbm = None
         self._tb_head = self._tb_tail = b""
         self.decimals = 0
+        self.fixed = False  # lamports never change (programs, sysvars, configs): shapes may bake them in
 
     @property
     def b58(self) -> str:
@@ -197,9 +198,14 @@ JITO_TIPS = (
 )
 
 
+_MUTABLE = {"pump_fee", "pump_fee2", "pamm_fee_ata", "keeper"}  # the well-known accounts trades pay into
+
+
 def known_accounts() -> dict[str, Account]:
     """A fresh set of the well-known accounts (their lamports are state, so one set per run)."""
     out = {name: Account(unb58(addr), lam) for name, (addr, lam) in _KNOWN.items()}
+    for name, acct in out.items():
+        acct.fixed = name not in _MUTABLE
     for name in _DERIVED:
         out[name] = Account(derived(b"known", name.encode()), 2_000_000)
     for i, addr in enumerate(JITO_TIPS):

@@ -19,6 +19,7 @@ transactions in the stream, and rows in ``truth/funding``.
 
 from __future__ import annotations
 
+from math import log
 from typing import TYPE_CHECKING
 
 from .entities import Actor, Wallet
@@ -48,7 +49,7 @@ class Agents:
         for kind, (count, (lo, hi), (flo, fhi)) in POOLS.items():
             actors = []
             for i in range(count):
-                a = self._actor(kind, f"{kind}-{i:02d}")
+                a = Actor(f"{kind}-{i:02d}", kind)
                 a.funder = self.wallet(a, "funder", int(self.rng.uniform(500, 5_000) * SOL))
                 for _ in range(self.rng.randint(lo, hi)):
                     self.wallet(a, "trader", int(self.rng.uniform(flo, fhi) * SOL))
@@ -57,9 +58,6 @@ class Agents:
                     m.enc.add_const(a.program, m.keys.account(f"program:{a.id}", 1_141_440))
                 actors.append(a)
             self.pools[kind] = actors
-
-    def _actor(self, kind: str, actor_id: str) -> Actor:
-        return Actor(actor_id, kind)
 
     def wallet(self, actor: Actor, role: str, lamports: int) -> Wallet:
         self._n += 1
@@ -75,15 +73,15 @@ class Agents:
     def retail_wallet(self, new_p: float = 0.35) -> Wallet:
         rng = self.rng
         if not self.retail or rng.random() < new_p:
-            a = self._actor("retail", f"retail-{len(self.retail):05d}")
+            a = Actor(f"retail-{len(self.retail):05d}", "retail")
             self.retail.append(a)
             return self.wallet(a, "trader", int(min(rng.lognormvariate(0.7, 1.0), 200) * SOL) + RESERVE)
         n = len(self.retail)
-        i = n - 1 - min(int(rng.expovariate(1 / 150)), n - 1)  # recent wallets are more active
+        i = n - 1 - min(int(-log(1.0 - rng.random()) * 150), n - 1)  # recent wallets are more active
         return self.retail[i].wallets[0]
 
     def one_off_dev(self) -> Wallet:
-        a = self._actor("dev", f"dev-{self.m.next_token_id:05d}")
+        a = Actor(f"dev-{self.m.next_token_id:05d}", "dev")
         return self.wallet(a, "dev", int(self.rng.uniform(1.5, 12) * SOL))
 
     def pick(self, kind: str, need: int) -> Wallet | None:

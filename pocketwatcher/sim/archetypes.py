@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from math import log
 from typing import TYPE_CHECKING
 
 from .agents import SOL
@@ -100,6 +101,16 @@ def plan(archetype: str, rng) -> Plan:
     raise ValueError(f"unknown archetype {archetype!r}")
 
 
+def _lognormal_table(n: int = 4096, sigma: float = 0.9) -> list[float]:
+    """Quantiles of a median-1 lognormal: sizing a buy is then one random() and a lookup."""
+    from statistics import NormalDist
+
+    nd = NormalDist(0, sigma)
+    return [math.exp(nd.inv_cdf((k + 0.5) / n)) for k in range(n)]
+
+
+LOGNORMAL = _lognormal_table()
+
 AMM_PHASES = [Phase("pumpswap", INF, 1.2, 0.52, 0.8, bot_p=0.2, smart_p=0.05, half_life=900.0)]
 
 
@@ -136,7 +147,7 @@ class Life:
                 m.at(self.end, self.tick)
             return
         self.trade(ph)
-        nxt = now + m.rng.expovariate(rate)
+        nxt = now - log(1.0 - m.rng.random()) / rate  # exponential waiting time
         m.at(nxt if nxt < self.end else self.end, self.tick)  # never sleep through the next phase
 
     def trade(self, ph: Phase) -> None:
@@ -157,7 +168,7 @@ class Life:
                 m.at(m.now + rng.uniform(120, 1200), self.exit, w, rng.uniform(0.5, 1.0))
         else:
             w = m.agents.retail_wallet(ph.new_p)
-            m.buy(w, tok, int(ph.size * rng.lognormvariate(0, 0.9) * SOL) + 5_000_000)
+            m.buy(w, tok, int(ph.size * LOGNORMAL[int(rng.random() * 4096)] * SOL) + 5_000_000)
 
     def bot_flip(self, ph: Phase) -> None:
         m, rng = self.m, self.m.rng

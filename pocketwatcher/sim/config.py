@@ -26,6 +26,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ARCHETYPES = ("dud", "rug", "slow", "runner", "bundled", "sniper_swarm", "cto")
+DEFAULT_LAUNCHES_PER_MINUTE = 20.0
 
 DEFAULT_SHARES = {
     "dud": 0.60,
@@ -43,7 +44,7 @@ class SimConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    launches_per_minute: float = Field(20.0, gt=0, description="new tokens per simulated minute")
+    launches_per_minute: float = Field(DEFAULT_LAUNCHES_PER_MINUTE, gt=0, description="new tokens per simulated minute")
     shares: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SHARES),
                                      description="archetype -> share of launches (sums to 1)")
     failed_share: float = Field(0.30, ge=0, lt=0.9, description="target share of failed transactions")

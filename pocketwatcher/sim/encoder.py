@@ -3,8 +3,9 @@
 Holds the well-known accounts, the simulated address lookup tables, the cache of
 compiled :class:`~pocketwatcher.sim.shape.Shape` objects (keyed by transaction variant),
 the deterministic signature stream and the position of the transaction being built
-(slot, index in block, stream time). Builders in ``pumptx`` / ``swaptx`` ask it for a
-shape, change account state, and call :meth:`Encoder.finish`.
+(slot, index in block, stream time). The builders (``createtx``, ``pumptx``,
+``pumpswaptx``, ``transfertx``) ask it for a shape, change account state, and call
+:meth:`Encoder.finish`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from .accounts import SPL_RENT, T22_RENT, TOKEN, TOKEN22, Account, derived, known_accounts, unb58
 from .shape import Ix, Shape, Spec, V
-from .wire import custom_error, ld, timestamp, varint
+from .wire import created_at_field, custom_error, ld, varint
 
 FEE_PER_SIGNATURE = 5_000
 TOKEN_PK = unb58(TOKEN)
@@ -88,6 +89,8 @@ class Encoder:
         self.tables = {name: Account(derived(b"alt", name.encode()), 1_113_600) for name in TABLES}
         self._shapes: dict[tuple, Shape] = {}
         self._sig = random.Random(seed * 7919 + 17)
+        self._sig_buf = b""
+        self._sig_i = 0
         self.filters = b"".join(ld(b"\x0a", f.encode()) for f in filters)
         self.slot = 0
         self.index = 0
@@ -99,16 +102,22 @@ class Encoder:
         self.failed = 0
         self.versioned = 0
 
-    def add_const(self, name: str, account: Account) -> None:
+    def add_const(self, name: str, account: Account, fixed: bool = True) -> None:
+        account.fixed = fixed
         self.consts[name] = account
 
     def table_spec(self, *families: str) -> tuple:
         return tuple((self.tables[f], TABLES[f]) for f in families)
 
-    def shape(self, key: tuple, make: Callable[[], Spec]) -> Shape:
+    def shape(self, key: tuple, make: Callable[..., Spec], *args) -> Shape:
+        """The compiled shape for ``key``, built from ``make(*args)`` the first time.
+
+        Builders pass the spec function and its arguments rather than a closure: a lambda
+        would turn every captured local of the (hot) builder into a cell variable.
+        """
         sh = self._shapes.get(key)
         if sh is None:
-            sh = self._shapes[key] = Shape(make(), self.consts)
+            sh = self._shapes[key] = Shape(make(*args), self.consts)
         return sh
 
     @property
@@ -116,18 +125,24 @@ class Encoder:
         return len(self._shapes)
 
     def position(self, slot: int, index: int, blockhash: bytes, created_at: float) -> None:
-        """Where the next transaction lands: set by the market before each one."""
+        """Where the next transaction lands (the market sets these fields directly on its hot path)."""
         self.slot = slot
         self.index = index
         self.blockhash_f = b"\x1a\x20" + blockhash
-        self.created_at_f = ld(b"\x5a", timestamp(created_at))
+        self.created_at_f = created_at_field(created_at)
 
     def signature(self) -> bytes:
-        return self._sig.randbytes(64)
+        """64 deterministic pseudo-random bytes (drawn in blocks: one ``randbytes`` per 1,024)."""
+        i = self._sig_i
+        if i >= len(self._sig_buf):
+            self._sig_buf = self._sig.randbytes(64 * 1024)
+            i = 0
+        self._sig_i = i + 64
+        return self._sig_buf[i:i + 64]
 
     def finish(self, sh: Shape, full: list[Account], pre: tuple, vals: dict, fee: int) -> bytes:
         """Encode the transaction and queue its bytes; returns its 64-byte signature."""
-        sig = self._sig.randbytes(64)
+        sig = self.signature()
         err = None
         if sh.fail_at is not None:
             err = custom_error(sh.fail_at, sh.fail_code)
@@ -144,7 +159,3 @@ class Encoder:
 def tx_fee(num_signers: int, cu_limit: int, cu_price: int) -> int:
     """Base fee per signature plus the priority fee (µ-lamports per CU, rounded up)."""
     return FEE_PER_SIGNATURE * num_signers + -(-cu_limit * cu_price // 1_000_000)
-
-
-__all__ = ["Encoder", "tx_fee", "system_transfer", "create_account", "transfer_checked", "cu_limit_ix",
-           "cu_price_ix", "cu_price_data", "ata_ix", "varint"]

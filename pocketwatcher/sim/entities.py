@@ -29,19 +29,24 @@ class Actor:
 
 
 class Wallet:
-    __slots__ = ("acct", "actor", "role", "uva", "uva_ok", "_puva", "_wsol", "atas", "volume", "funded")
+    __slots__ = ("acct", "actor", "role", "_uva", "uva_ok", "_puva", "_wsol", "atas", "volume", "funded")
 
     def __init__(self, acct: Account, actor: Actor, role: str) -> None:
         self.acct = acct
         self.actor = actor
         self.role = role  # "trader" | "funder" | "dev"
-        pk = acct.pk
-        self.uva = Account(derived(pk, b"uva"))
         self.uva_ok = False
-        self._puva = self._wsol = None
+        self._uva = self._puva = self._wsol = None
         self.atas: dict[bytes, Account] = {}
         self.volume = 0
         self.funded = False
+
+    @property
+    def uva(self) -> Account:
+        """pump.fun user_volume_accumulator (created by the wallet's first buy)."""
+        if self._uva is None:
+            self._uva = Account(derived(self.acct.pk, b"uva"))
+        return self._uva
 
     @property
     def puva(self) -> Account:
@@ -77,8 +82,8 @@ class Token:
                  "pauth", "pauth_mint", "pauth_wsol", "user_pool", "ccv_auth", "ccv_ata", "holders", "life",
                  "complete_slot", "pre_existing", "bundler", "trades")
 
-    def __init__(self, token_id: int, keys: KeyFactory, consts: dict[str, Account], dev: Wallet, name: str,
-                 symbol: str, archetype: str) -> None:
+    def __init__(self, token_id: int, keys: KeyFactory, dev: Wallet, name: str, symbol: str,
+                 archetype: str) -> None:
         self.id = token_id
         self.mint = Account(keys.mint_key(f"mint:{token_id}"), 0)
         m = self.mint.pk

@@ -72,7 +72,7 @@ class Launches:
         else:
             dev = m.agents.one_off_dev()
         name, sym = self._name()
-        tok = Token(m.next_token_id, m.keys, m.enc.consts, dev, name, sym, arch)
+        tok = Token(m.next_token_id, m.keys, dev, name, sym, arch)
         m.next_token_id += 1
         tok.life = life = Life(m, tok, p.phases, t)
         life.reserved.add(dev)
@@ -101,7 +101,7 @@ class Launches:
         tr = m.trading
         tr.create(tok.dev, tok, dev_spend)
         for i, (w, spend) in enumerate(bundle):
-            tip = tr._tip(int(self.rng.uniform(0.001, 0.01) * SOL)) if i == len(bundle) - 1 else None
+            tip = tr.tip(int(self.rng.uniform(0.001, 0.01) * SOL)) if i == len(bundle) - 1 else None
             tr.buy(w, tok, spend, tip=tip, bundle=True)
         m.at(m.now + self.rng.expovariate(max(tok.life.phases[0].rate, 0.01)), tok.life.tick)
 
@@ -111,7 +111,7 @@ class Launches:
         w = m.agents.pick("sniper", spend)
         if w is None or tok.launch_slot == 0:
             return
-        tip = m.trading._tip(int(rng.uniform(0.0005, 0.005) * SOL)) if rng.random() < 0.5 else None
+        tip = m.trading.tip(int(rng.uniform(0.0005, 0.005) * SOL)) if rng.random() < 0.5 else None
         if m.buy(w, tok, spend, tip=tip):
             tok.life.reserved.add(w)
             m.at(m.now + rng.uniform(5, 120) if swarm else m.now + rng.uniform(20, 600), tok.life.exit, w, 1.0)
@@ -125,7 +125,7 @@ class Launches:
             kind = kinds[i % len(kinds)]
             arch = "runner" if kind in ("pool", "late_runner") else "slow"
             name, sym = self._name()
-            tok = Token(m.next_token_id, m.keys, m.enc.consts, m.agents.one_off_dev(), name, sym, arch)
+            tok = Token(m.next_token_id, m.keys, m.agents.one_off_dev(), name, sym, arch)
             m.next_token_id += 1
             tok.pre_existing = True
             age = int(rng.uniform(3_000, 40_000))

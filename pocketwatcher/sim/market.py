@@ -15,6 +15,7 @@ import hashlib
 import heapq
 import random
 from collections.abc import Iterator
+from math import log
 
 from .accounts import KeyFactory, b58
 from .agents import Agents
@@ -73,8 +74,9 @@ class Market:
     def position(self, gap: int | None = None) -> None:
         """Place the next transaction: index in block and stream time (``gap`` 1 = bundled)."""
         rng = self.rng
-        self.index += gap if gap is not None else 1 + int(rng.expovariate(0.15))
-        ca = min(self.now + 0.004 + 0.02 * rng.random(), self._slot_end)
+        r = rng.random()
+        self.index += gap if gap is not None else 1 + int(-log(1.0 - r) * 6.67)  # other programs' txs between
+        ca = min(self.now + 0.004 + 0.02 * r, self._slot_end)
         if ca < self._last_ca:
             ca = self._last_ca
         self._last_ca = ca
@@ -117,8 +119,9 @@ class Market:
             bh = self._hash(self.slot)
             bh58 = b58(bh)
             height += 1
+            n_txs = self.index + rng.randrange(1, 60)  # the block also holds votes and other programs' txs
             out.append(block_meta_update(enc.filters, self.slot, bh58, self.block_time, height, parent,
-                                         parent_hash, self.index + rng.randrange(1, 60), 0, cfg.start_unix + ca))
+                                         parent_hash, n_txs, 64 + n_txs // 3, cfg.start_unix + ca))
             out.append(slot_update(enc.filters, self.slot, parent, SLOT_PROCESSED, cfg.start_unix + ca + 0.001))
             self._last_ca = ca + 0.001
             self._hashes.append(b"\x1a\x20" + bh)

@@ -73,7 +73,7 @@ class PumpSwapTx:
         ub_new = ub.lam == 0
         buy = s.is_buy
         key = ("pamm", buy, v0, fail, ub_new, bot, tip is not None, cu_limit, jitter)
-        sh = enc.shape(key, lambda: self._spec(buy, v0, fail, ub_new, bot, tip, cu_limit, jitter))
+        sh = enc._shapes.get(key) or enc.shape(key, self._spec, buy, v0, fail, ub_new, bot, tip, cu_limit, jitter)
         accs = {"user": w.acct, "mint": tok.mint, "pool": tok.pool, "ub": ub, "wq": w.wsol, "pb": tok.pb,
                 "pq": tok.pq, "ccv_ata": tok.ccv_ata, "ccv_auth": tok.ccv_auth, "puva": w.puva}
         if tip:
@@ -179,7 +179,7 @@ class PumpSwapTx:
         """Graduate a completed curve into its PumpSwap pool (sent by the migration keeper)."""
         enc = self.enc
         cu_limit = 400_000
-        sh = enc.shape(("migrate", v0), lambda: self._migrate_spec(v0, cu_limit))
+        sh = enc.shape(("migrate", v0), self._migrate_spec, v0, cu_limit)
         accs = {"mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "pool": tok.pool, "pauth": tok.pauth,
                 "pauth_mint": tok.pauth_mint, "pauth_wsol": tok.pauth_wsol, "lp_mint": tok.lp_mint,
                 "user_pool": tok.user_pool, "pb": tok.pb, "pq": tok.pq}

@@ -146,8 +146,8 @@ class PumpTx:
         uva_new = not w.uva_ok
         completes = not fail and q.tokens == tok.curve.real_token
         key = ("buy", v0, fail, ata_new, uva_new, completes, bot, tip is not None, cu_limit, jitter)
-        sh = enc._shapes.get(key) or enc.shape(key, lambda: self._buy_spec(
-            v0, fail, ata_new, uva_new, completes, bot, tip, cu_limit, jitter))
+        sh = enc._shapes.get(key) or enc.shape(key, self._buy_spec, v0, fail, ata_new, uva_new, completes, bot, tip,
+                                               cu_limit, jitter)
         user = w.acct
         full = sh.accounts({"user": user, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
                             "uva": w.uva, "bcv2": tok.bcv2, "tip": tip[0] if tip else None})
@@ -157,7 +157,9 @@ class PumpTx:
         if fail:
             user.lam -= fee
             user.lamv = None
-            vals = {"cup": _price(3, cu_price), "ix": BUY + args + b"\x01", "botix": BOT_SWAP + args}
+            vals = {"cup": _price(3, cu_price), "ix": BUY + args + b"\x01"}
+            if bot:
+                vals["botix"] = BOT_SWAP + args
             if ata_new:
                 vals["ata_init"] = b"\x12" + user.pk
             return enc.finish(sh, full, pre, vals, fee), sh.swap_path
@@ -167,10 +169,12 @@ class PumpTx:
         sol, pfee, cfee = q.sol, q.fee, q.creator_fee
         half = pfee // 2
         cost = fee + sol + pfee + cfee
-        vals = {"cup": _price(3, cu_price), "ix": BUY + args + b"\x01", "botix": BOT_SWAP + args,
+        vals = {"cup": _price(3, cu_price), "ix": BUY + args + b"\x01",
                 "getfees": GET_FEES + b"\x01" + _qq(mcap, 0) + _Z32, "xfer": _checked(12, q.tokens, 6),
                 "t_creator": _sys(2, cfee), "t_curve": _sys(2, sol), "t_fee2": _sys(2, pfee - half),
                 "t_fee": _sys(2, half)}
+        if bot:
+            vals["botix"] = BOT_SWAP + args
         if ata_new:
             vals["ata_init"] = b"\x12" + user.pk
             cost += T22_RENT
@@ -235,14 +239,16 @@ class PumpTx:
         v0, cu_limit, cu_price, jitter, bot = st
         au = w.ata(tok)
         key = ("sell", v0, fail, bot, tip is not None, cu_limit, jitter)
-        sh = enc._shapes.get(key) or enc.shape(key, lambda: self._sell_spec(v0, fail, bot, tip, cu_limit, jitter))
+        sh = enc._shapes.get(key) or enc.shape(key, self._sell_spec, v0, fail, bot, tip, cu_limit, jitter)
         user = w.acct
         full = sh.accounts({"user": user, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
                             "bcv2": tok.bcv2, "tip": tip[0] if tip else None})
         pre = sh.snapshot(full)
         fee = 5_000 + -(-cu_limit * cu_price // 1_000_000)
         args = _qq(q.tokens, min_sol)
-        vals = {"cup": _price(3, cu_price), "ix": SELL + args, "botix": BOT_SWAP + args}
+        vals = {"cup": _price(3, cu_price), "ix": SELL + args}
+        if bot:
+            vals["botix"] = BOT_SWAP + args
         if fail:
             user.lam -= fee
             user.lamv = None

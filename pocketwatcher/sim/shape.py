@@ -20,6 +20,7 @@ Logs are generated from the instruction tree (``invoke [n]``, ``consumed X of Y`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from .accounts import Account
 from .wire import _V, ld, varint
@@ -63,7 +64,7 @@ class Spec:
 
 
 class Shape:
-    """A compiled :class:`Spec`. ``roles`` maps const role names ("@x") to accounts."""
+    """A compiled :class:`Spec`; ``consts`` resolves the constant roles ("@name") to accounts."""
 
     def __init__(self, spec: Spec, consts: dict[str, Account]) -> None:
         self.spec = spec
@@ -73,7 +74,6 @@ class Shape:
         self.keys = order  # full key order (role names)
         self.index = {r: i for i, r in enumerate(order)}
         self._full = [self._const(r) if r.startswith("@") else None for r in order]
-        self._var_pos = [(i, r) for i, r in enumerate(order) if not r.startswith("@")]
         self._compile_message(spec)
         self._compile_meta(spec)
 
@@ -234,48 +234,59 @@ class Shape:
     # ---- per transaction ----------------------------------------------------------------------
 
     def _compile_fill(self) -> None:
-        """Generate the per-transaction helpers of this shape (straight-line code, no loops).
+        """Precompute the per-transaction fill-ins: which key slots are roles, token indices.
 
-        ``accounts`` builds the key-ordered account list from a role dict, ``_lamports`` the
-        packed balances, ``_pre_tokens`` / ``_post_tokens`` the TokenBalance fields. Generated
-        once per shape: on the hot path a list display beats any loop over the key list.
+        Balances are packed through a template like the plans of :func:`_joiner`: runs of
+        accounts whose lamports never change are baked in as constants.
         """
-        env: dict = {"_V": _V}
-        items = []
-        for i, r in enumerate(self.keys):
-            if r.startswith("@"):
-                env[f"c{i}"] = self._full[i]
-                items.append(f"c{i}")
+        self._var_pos = [(i, r) for i, r in enumerate(self.keys) if not r.startswith("@")]
+        tmpl: list = [b""]
+        idxs = []
+        writable = self.spec.writable | set(self.spec.signers[:1])
+        self._bal_w = []  # (template slot, key index) of the accounts a transaction may change
+        for i, a in enumerate(self._full):
+            if a is not None and a.fixed:
+                if len(tmpl) % 2:
+                    tmpl[-1] += a.lamv or a.lv()
+                else:
+                    tmpl.append(a.lamv or a.lv())
             else:
-                items.append(f"a[{r!r}]")
-        n = len(self.keys)
-        lam = ", ".join(f"f[{i}].lamv or f[{i}].lv()" for i in range(n))
-        src = [f"def accounts(a): return [{', '.join(items)}]",
-               f"def lamports(f): return b''.join(({lam},))"]
-        for name, tag, idxs in (("pre_tokens", b"\x3a", self._pre_tok), ("post_tokens", b"\x42", self._post_tok)):
-            body, parts = [], []
-            for k, i in enumerate(idxs):
-                p = b"\x08" + _V[i] if i else b""
-                env[f"{name}_p{k}"] = tag
-                env[f"{name}_q{k}"] = p
-                body.append(f"    x{k} = f[{i}].tbm or f[{i}].tb()")
-                parts += [f"{name}_p{k}", f"_V[{len(p)} + len(x{k})]", f"{name}_q{k}", f"x{k}"]
-            src.append(f"def {name}(f):")
-            src += body or ["    pass"]
-            src.append(f"    return b''.join(({', '.join(parts)},))" if parts else "    return b''")
-        exec("\n".join(src), env)  # noqa: S102 - generated from this shape's own layout
-        self.accounts = env["accounts"]
-        self._lamports = env["lamports"]
-        self._pre_tokens = env["pre_tokens"]
-        self._post_tokens = env["post_tokens"]
+                if not len(tmpl) % 2:
+                    tmpl.append(b"")
+                if self.keys[i] in writable:
+                    self._bal_w.append((len(tmpl), i))
+                tmpl.append(None)
+                idxs.append(i)
+        if not len(tmpl) % 2:
+            tmpl.append(b"")
+        self._bal_tmpl = tmpl
+        self._bal_get = itemgetter(*idxs) if len(idxs) > 1 else (lambda f, i=idxs[0]: (f[i],))
+        self._pre_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._pre_tok]
+        self._post_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._post_tok]
 
-    def accounts(self, accs: dict) -> list[Account]:  # replaced per shape by _compile_fill
+    def accounts(self, accs: dict) -> list[Account]:
         """The transaction's accounts in key order (constants plus ``accs[role]``)."""
-        raise NotImplementedError
+        full = self._full[:]
+        for i, r in self._var_pos:
+            full[i] = accs[r]
+        return full
 
     def snapshot(self, full: list[Account]) -> tuple[bytes, bytes]:
         """Pre-transaction lamports (packed) and token balances; call before changing state."""
-        return self._lamports(full), self._pre_tokens(full)
+        return self._balances(full), _tokens(b"\x3a", self._pre_tb, full)
+
+    def _balances(self, full: list[Account]) -> bytes:
+        t = self._bal_tmpl
+        t[1::2] = [a.lamv or a.lv() for a in self._bal_get(full)]
+        return b"".join(t)
+
+    def _post_balances(self, full: list[Account]) -> bytes:
+        """Only writable accounts can have changed since :meth:`snapshot` filled the template."""
+        t = self._bal_tmpl
+        for j, i in self._bal_w:
+            a = full[i]
+            t[j] = a.lamv or a.lv()
+        return b"".join(t)
 
     def encode(self, full: list[Account], pre: tuple[bytes, bytes], vals: dict, sig: bytes, fee: int,
                err: bytes | None, slot: bytes, index: int, blockhash_f: bytes, filters: bytes,
@@ -288,12 +299,12 @@ class Shape:
         if len(ixs) != ix_len or len(body) != body_len:
             raise ValueError(f"shape {self.spec.swap_path}: a per-transaction value changed length")
         keys = keys_join(vals, full)
-        post_bal = self._lamports(full)
+        post_bal = self._post_balances(full)
         pre_bal, pre_tok = pre
         meta = b"".join((
             b"\x0a" + _V[len(err) + 2] + b"\x0a" + _V[len(err)] + err if err is not None else b"",
             b"\x10", varint(fee), b"\x1a", _V[len(pre_bal)], pre_bal, b"\x22", _V[len(post_bal)], post_bal,
-            body, pre_tok, self._post_tokens(full), self._meta_tail,
+            body, pre_tok, _tokens(b"\x42", self._post_tb, full), self._meta_tail,
         ))
         sigf = b"\x0a\x40" + sig
         n = len(meta)
@@ -391,16 +402,53 @@ def _merge(segs: list) -> list:
 
 
 def _joiner(plan: list):
-    """A generated ``f(vals, full) -> bytes`` joining a flat plan (constants, value names, key indices)."""
-    env: dict = {}
-    parts = []
-    for k, x in enumerate(plan):
+    """``f(vals, full) -> bytes`` for a flat plan of constants, value names and key indices.
+
+    The plan is laid out as constant, variable, constant, ... in one template list; per
+    transaction the variable slots are overwritten with one slice assignment (a C-level
+    loop) and the template joined. Reusing the template is safe: it is refilled before
+    every join and nothing else holds it.
+    """
+    tmpl: list = [b""]  # even slots: constants, odd slots: per-transaction values
+    names: list = []
+    for x in plan:
         if x.__class__ is bytes:
-            env[f"c{k}"] = x
-            parts.append(f"c{k}")
-        elif x.__class__ is int:
-            parts.append(f"f[{x}].kf")
+            if len(tmpl) % 2:
+                tmpl[-1] += x
+            else:
+                tmpl.append(x)
         else:
-            parts.append(f"v[{x!r}]")
-    exec(f"def join(v, f): return b''.join(({', '.join(parts)},))", env)  # noqa: S102
-    return env["join"]
+            if not len(tmpl) % 2:
+                tmpl.append(b"")
+            tmpl.append(None)
+            names.append(x)
+    if not len(tmpl) % 2:
+        tmpl.append(b"")
+    keys = any(x.__class__ is int for x in names)
+    if not names:
+        const = b"".join(tmpl)
+        return lambda v, f: const
+    if keys:
+        if not all(x.__class__ is int for x in names):
+            raise ValueError("a plan mixes key indices and value names")
+        getter = itemgetter(*names) if len(names) > 1 else (lambda f, i=names[0]: (f[i],))
+
+        def join_keys(v, f, t=tmpl, g=getter):
+            t[1::2] = [a.kf for a in g(f)]
+            return b"".join(t)
+        return join_keys
+    getter = itemgetter(*names) if len(names) > 1 else (lambda v, n=names[0]: (v[n],))
+
+    def join_vals(v, f, t=tmpl, g=getter):
+        t[1::2] = g(v)
+        return b"".join(t)
+    return join_vals
+
+
+def _tokens(tag: bytes, entries: list, full: list[Account]) -> bytes:
+    parts = []
+    for i, head in entries:
+        a = full[i]
+        body = head + (a.tbm or a.tb())
+        parts.append(tag + _V[len(body)] + body)
+    return b"".join(parts)

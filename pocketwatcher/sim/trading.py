@@ -69,19 +69,19 @@ class Trading:
         p = self.fail_scale * FAIL_MULT[w.actor.kind] * (1 + 0.3 * crowd)
         return self.rng.random() < min(p, 0.9)
 
-    def _tip(self, lamports: int) -> tuple:
+    def tip(self, lamports: int) -> tuple:
         return self.enc.consts[f"tip{int(self.rng.random() * 8)}"], lamports
 
     def _done(self, sig: bytes, path: str, w: Wallet, tok: Token, side: str, tokens: int, quote: int,
               program: str) -> None:
         m = self.m
-        m.truth.trade(sig, path, m.slot, m.index, m.block_time, tok.mint.b58, w, side, tokens, quote, program)
+        m.truth.trade(sig, path, m.slot, m.index, m.block_time, tok.mint, w, side, tokens, quote, program)
         tok.trades += 1
         m.slot_trades[tok.id] = m.slot_trades.get(tok.id, 0) + 1
 
     def _failed(self, sig: bytes, w: Wallet, tok: Token, side: str, program: str, code: int) -> bool:
         m = self.m
-        m.truth.fail(sig, m.slot, tok.mint.b58, w, side, program, code)
+        m.truth.fail(sig, m.slot, tok.mint, w, side, program, code)
         m.slot_trades[tok.id] = m.slot_trades.get(tok.id, 0) + 1
         return False
 

@@ -36,27 +36,32 @@ def sig_b58(sig: bytes) -> str:
 TRADE_COLUMNS = ("signature", "ix", "slot", "tx_index", "block_time", "mint", "trader", "actor_id", "side",
                  "token_amount", "quote_amount", "program")
 
+FAILED_COLUMNS = ("signature", "slot", "mint", "trader", "actor_id", "side", "program", "error")
+
 
 class Truth:
     def __init__(self) -> None:
-        self.actors: dict[str, list] = {k: [] for k in ("actor_id", "kind", "wallet", "role", "prefunded")}
+        self.wallet_rows: list[tuple] = []
         self.trade_rows: list[tuple] = []
-        self.failed: dict[str, list] = {k: [] for k in (
-            "signature", "slot", "mint", "trader", "actor_id", "side", "program", "error")}
+        self.failed_rows: list[tuple] = []
         self.funding: dict[str, list] = {k: [] for k in ("slot", "signature", "from", "to", "lamports", "actor_id")}
         self.tokens: list = []
 
     def wallet(self, actor, w) -> None:
-        a = self.actors
-        a["actor_id"].append(actor.id)
-        a["kind"].append(actor.kind)
-        a["wallet"].append(w.acct.b58)
-        a["role"].append(w.role)
-        a["prefunded"].append(w.acct.lam > 0)
+        self.wallet_rows.append((actor, w, w.acct.lam > 0))
 
-    def trade(self, sig: bytes, ix: str, slot: int, index: int, block_time: int, mint: str, w, side: str,
+    @property
+    def actors(self) -> dict[str, list]:
+        cols: dict[str, list] = {k: [] for k in ("actor_id", "kind", "wallet", "role", "prefunded")}
+        for actor, w, prefunded in self.wallet_rows:
+            for k, v in (("actor_id", actor.id), ("kind", actor.kind), ("wallet", w.acct.b58), ("role", w.role),
+                         ("prefunded", prefunded)):
+                cols[k].append(v)
+        return cols
+
+    def trade(self, sig: bytes, ix: str, slot: int, index: int, block_time: int, mint, w, side: str,
               token_amount: int, quote_amount: int, program: str) -> None:
-        """One executed trade (the signature is kept raw and encoded when the table is written)."""
+        """One executed trade; keys stay raw (signature bytes, mint Account) until the table is written."""
         self.trade_rows.append((sig, ix, slot, index, block_time, mint, w, side, token_amount, quote_amount,
                                 program))
 
@@ -66,16 +71,22 @@ class Truth:
         names = TRADE_COLUMNS
         for row in self.trade_rows:
             sig, ix, slot, index, bt, mint, w, side, tok, quote, prog = row
-            for k, v in zip(names, (sig_b58(sig), ix, slot, index, bt, mint, w.acct.b58, w.actor.id, side, tok,
+            for k, v in zip(names, (sig_b58(sig), ix, slot, index, bt, mint.b58, w.acct.b58, w.actor.id, side, tok,
                                     quote, prog), strict=True):
                 cols[k].append(v)
         return cols
 
-    def fail(self, sig: bytes, slot: int, mint: str, w, side: str, program: str, error: int) -> None:
-        f = self.failed
-        for k, v in (("signature", sig_b58(sig)), ("slot", slot), ("mint", mint), ("trader", w.acct.b58),
-                     ("actor_id", w.actor.id), ("side", side), ("program", program), ("error", error)):
-            f[k].append(v)
+    def fail(self, sig: bytes, slot: int, mint, w, side: str, program: str, error: int) -> None:
+        self.failed_rows.append((sig, slot, mint, w, side, program, error))
+
+    @property
+    def failed(self) -> dict[str, list]:
+        cols: dict[str, list] = {k: [] for k in FAILED_COLUMNS}
+        for sig, slot, mint, w, side, program, error in self.failed_rows:
+            for k, v in zip(FAILED_COLUMNS, (sig_b58(sig), slot, mint.b58, w.acct.b58, w.actor.id, side, program,
+                                             error), strict=True):
+                cols[k].append(v)
+        return cols
 
     def fund(self, slot: int, sig: bytes, src, dst, lamports: int) -> None:
         f = self.funding

@@ -93,15 +93,6 @@ def custom_error(ix_index: int, code: int) -> bytes:
 SLOT_PROCESSED = 0
 
 
-def timestamp(t: float) -> bytes:
-    """``google.protobuf.Timestamp`` body for a unix time in seconds."""
-    secs = int(t)
-    nanos = int(round((t - secs) * 1e9))
-    if nanos >= 1_000_000_000:
-        secs, nanos = secs + 1, nanos - 1_000_000_000
-    return vfield(b"\x08", secs) + vfield(b"\x10", nanos)
-
-
 _SECS: dict[int, bytes] = {}
 
 

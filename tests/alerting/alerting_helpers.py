@@ -1,4 +1,7 @@
-"""Helpers shared by the alerting tests (imported by name: tests/ has no packages).
+"""Helpers and fixtures shared by the alerting tests (imported by name: tests/ has no packages).
+
+A plain module, not a conftest.py: another conftest would shadow ``tests/conftest.py``
+for the suites that ``from conftest import ...``. Tests import the fixtures they use.
 
 Configs here shorten timeouts, backoffs and leases so the suite stays fast; the
 defaults themselves are tested in test_alerting_config.py.
@@ -10,14 +13,30 @@ import asyncio
 import json
 
 import asyncpg
+import pytest
 
 from pocketwatcher.alerting import outbox
 from pocketwatcher.alerting.config import parse_alerting
 from pocketwatcher.alerting.testing import FakeChatServer
+from pocketwatcher.store.migrate import migrate
 
 DISCORD_TOKEN = "discordSecretTok3n-ABCDEFGHIJKLMNOP"
 TELEGRAM_TOKEN = "7123456789:AAH-telegramSecretToken_abcdefghijKLM"
 FAST = {"timeout_s": 0.5, "backoff_base_s": 0.05, "backoff_max_s": 0.2, "rate": [], "concurrency": 2}
+
+
+@pytest.fixture(name="fake")
+def fake_fixture():
+    """The fake Discord/Telegram/webhook server on a free local port."""
+    with FakeChatServer() as server:
+        yield server
+
+
+@pytest.fixture(name="db")
+def db_fixture(pg_url):
+    """A migrated database's URL."""
+    asyncio.run(migrate(pg_url))
+    return pg_url
 
 
 def make_config(fake: FakeChatServer, channels: dict[str, dict] | None = None, *, lease_s: float = 2.0,

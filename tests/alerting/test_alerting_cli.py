@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from alerting_helpers import DISCORD_TOKEN, TELEGRAM_TOKEN
+from alerting_helpers import DISCORD_TOKEN, TELEGRAM_TOKEN, fake_fixture  # noqa: F401 (registers `fake`)
 from typer.testing import CliRunner
 
 from pocketwatcher.alerting.cli import alerts_app, alerts_list, alerts_retry_dead, alerts_send_test
@@ -73,7 +73,9 @@ def test_list_and_retry_dead(env, fake, capsys):
     states = sorted(d["state"] for r in rows for d in r["deliveries"])
     assert states == ["dead", "sent"] and "discord: dead" in out
     assert alerts_retry_dead(channel="discord") == 1
-    assert "1 dead deliveries requeued on channel 'discord'" in capsys.readouterr().out
+    assert alerts_retry_dead(channel="discord") == 0
+    result = CliRunner().invoke(alerts_app, ["retry-dead"])
+    assert result.exit_code == 0 and "0 dead deliveries requeued" in result.output
     result = CliRunner().invoke(alerts_app, ["list", "--json", "-n", "1"])
     assert result.exit_code == 0 and json.loads(result.output.splitlines()[0])["deliveries"]
 

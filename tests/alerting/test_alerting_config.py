@@ -140,3 +140,15 @@ def test_discord_url_is_pinned_to_v10_with_wait():
     assert str(url) == "https://discord.com/api/v10/webhooks/1/tok?thread_id=55&wait=true"
     url, _ = webhook_url(HOOK, api_base="http://proxy.local/discord/api/v10")
     assert str(url).startswith("http://proxy.local/discord/api/v10/webhooks/1234567890/")
+
+
+def test_tracebacks_in_logs_are_redacted_too(caplog):
+    from pocketwatcher.alerting.redact import Secret, get_logger
+
+    Secret("https://discord.com/api/webhooks/77/TracebackSecretToken999")
+    log = get_logger("pocketwatcher.alerting.test")
+    try:
+        raise RuntimeError("POST https://discord.com/api/webhooks/77/TracebackSecretToken999 failed")
+    except RuntimeError:
+        log.exception("sending failed for %s", "https://discord.com/api/webhooks/77/TracebackSecretToken999")
+    assert "RuntimeError" in caplog.text and "TracebackSecretToken999" not in caplog.text

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 
 import pytest
-from alerting_helpers import deliveries, seed
+from alerting_helpers import db_fixture, deliveries, fake_fixture, seed  # noqa: F401 (register fixtures)
 
 from pocketwatcher.alerting import Dispatcher, load_alerting_config
 from pocketwatcher.alerting.testing import Reply

@@ -9,6 +9,8 @@ import pytest
 
 from pocketwatcher.store.migrate import MigrationError, migrate, migration_files
 
+pytestmark = pytest.mark.integration
+
 
 def test_applies_once_and_records_versions(pg_url):
     async def go():

@@ -8,11 +8,16 @@ from concurrent import futures
 
 import grpc
 import pytest
-from conftest import PUMP, b58
+from geyser_helpers import PUMP, b58, standard_capture
 
 from pocketwatcher.geyser.client import GeyserClient, GeyserError, backoff, build_request, parse_endpoint
 from pocketwatcher.geyser.server import ReplayServer
 from pocketwatcher.proto import geyser_pb2 as pb
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    return standard_capture(tmp_path_factory)
 
 
 def collect(endpoint, request, *, token=None, n=None, keepalive=False, until=None, **kw):
@@ -116,3 +121,20 @@ def test_backoff_is_jittered_exponential_and_capped():
     delays = [next(d) for d in [backoff(0.5, 4.0)] for _ in range(12)]
     assert all(0 <= x <= 4.0 for x in delays)
     assert max(delays[:2]) <= 1.0
+
+
+def test_update_replaces_the_filters_on_the_open_stream(capture):
+    async def go(endpoint):
+        async with GeyserClient(endpoint) as client:
+            sub = client.subscribe(build_request([b58(PUMP)], commitment="processed", blocks_meta=False))
+            first = await sub.__anext__()
+            await sub.update(build_request([], commitment="processed", vote=True, failed=None, blocks_meta=False,
+                                           from_slot=100))
+            second = [await sub.__anext__() for _ in range(2)]
+            await sub.close()
+            return first, second
+
+    with ReplayServer(capture) as srv:
+        first, second = asyncio.run(asyncio.wait_for(go(srv.endpoint), 10))
+    assert first.transaction.transaction.signature[0] == 1
+    assert [u.transaction.transaction.signature[0] for u in second] == [2, 6]  # the votes, from slot 100

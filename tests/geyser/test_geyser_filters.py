@@ -6,14 +6,32 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import (
-    JUP, PAYER_A, PAYER_C, POOL_X, PUMP, PUMPSWAP, RAY, Stream, b58, kinds, sig, standard_updates, tx_ids,
+from geyser_helpers import (
+    JUP,
+    PAYER_A,
+    PAYER_C,
+    POOL_X,
+    PUMP,
+    PUMPSWAP,
+    RAY,
+    Stream,
+    b58,
+    kinds,
+    sig,
+    standard_capture,
+    standard_updates,
+    tx_ids,
 )
 
 from pocketwatcher.geyser.filters import FilterLimits
 from pocketwatcher.geyser.server import ReplayServer
 from pocketwatcher.geyser.wire import filters_prefix
 from pocketwatcher.proto import geyser_pb2 as pb
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    return standard_capture(tmp_path_factory)
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["fast-path", "public-api"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from conftest import PUMP, PUMPSWAP, b58, standard_updates, tx_update, write_capture
+import pytest
+from geyser_helpers import PUMP, PUMPSWAP, b58, standard_capture, standard_updates, tx_update, write_capture
 
 from pocketwatcher.geyser.capture import CaptureReader
 from pocketwatcher.geyser.record import default_programs, record
@@ -12,6 +13,11 @@ from pocketwatcher.geyser.server import ReplayServer
 from pocketwatcher.geyser.wire import strip_field
 from pocketwatcher.parse.programs.registry import KNOWN_PROGRAMS, PUMPFUN
 from pocketwatcher.proto import geyser_pb2 as pb
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    return standard_capture(tmp_path_factory)
 
 
 def expected_records() -> list[bytes]:

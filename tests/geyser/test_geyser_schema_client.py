@@ -14,10 +14,16 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from conftest import PUMP, PUMPSWAP, b58
+from geyser_helpers import PUMP, PUMPSWAP, b58, standard_capture
 
 import pocketwatcher.proto
 from pocketwatcher.geyser.server import ReplayServer
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    return standard_capture(tmp_path_factory)
+
 
 grpc_tools = pytest.importorskip("grpc_tools", reason="grpcio-tools not installed (pip install -e .[test])")
 

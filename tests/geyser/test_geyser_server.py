@@ -12,11 +12,16 @@ import time
 
 import grpc
 import pytest
-from conftest import PUMP, RAY, Stream, b58, kinds, tx_ids, tx_update, write_capture
+from geyser_helpers import PUMP, RAY, Stream, b58, kinds, standard_capture, tx_ids, tx_update, write_capture
 
 from pocketwatcher.geyser.server import ReplayServer, parse_speed
 from pocketwatcher.proto import geyser_pb2 as pb
 from pocketwatcher.proto import geyser_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    return standard_capture(tmp_path_factory)
 
 
 def txreq(name, *include, from_slot=None) -> pb.SubscribeRequest:

@@ -7,8 +7,8 @@ plain text, so a formatting bug never costs an alert. A group upgraded to a supe
 answers 400 with ``parameters.migrate_to_chat_id``: the channel switches to the new id,
 resends, and reports it (put the new id in the config: the switch lives in memory).
 
-Pacing: 1 message per second per chat, 20 per minute in a group (negative ids), 30 per
-second per bot over every chat; a 429's ``parameters.retry_after`` pauses the chat.
+Pacing: 1 message per second per chat, 20 per minute in a group or channel (negative
+ids, ``@name``), 30 per second per bot over every chat; a 429's ``parameters.retry_after`` pauses the chat.
 401 (bad token), 403 (bot blocked or removed) and 404 disable the channel: every
 message would fail the same way.
 """
@@ -40,7 +40,7 @@ class TelegramChannel(HttpChannel):
         return f"telegram:chat:{self.chat_id}"
 
     def pace_keys(self) -> PaceKeys:
-        group = isinstance(self.chat_id, int) and self.chat_id < 0
+        group = isinstance(self.chat_id, str) or self.chat_id < 0  # "@channel" posts like a group
         bot = TELEGRAM_BOT if self.settings.rate is None or self.settings.rate else ()
         return [(self.chat_key, self.windows(TELEGRAM_GROUP if group else TELEGRAM_CHAT)), (self.bot_key, bot)]
 

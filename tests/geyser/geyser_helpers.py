@@ -1,5 +1,8 @@
 """Shared pieces for the Geyser tests: a hand-made capture and a thread-driven Subscribe stream.
 
+A plain module, not a conftest.py: another conftest would shadow ``tests/conftest.py``
+for the suites that ``from conftest import ...``.
+
 The capture is built here from SubscribeUpdate messages (not from the simulator) so
 every filter case has a transaction that tells it apart:
 
@@ -114,8 +117,8 @@ def write_capture(path, updates, meta=None):
     return path
 
 
-@pytest.fixture(scope="session")
-def capture(tmp_path_factory):
+def standard_capture(tmp_path_factory):
+    """The capture described above, written once per test module that asks for it."""
     return write_capture(tmp_path_factory.mktemp("cap") / "standard.pwcap", standard_updates())
 
 
