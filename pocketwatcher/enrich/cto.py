@@ -44,12 +44,12 @@ def cto_score(state, now: int, scorer: CTOScorer = DEFAULT) -> float | None:
     if win is None:
         return None
     exit_t = state.dev_exit_t
-    if win.q and win.q[0][0].t > exit_t:  # the whole window is after the exit: use the aggregates
+    if win.q and win.q[0].t > exit_t:  # the whole window is after the exit: use the aggregates
         clusters, vol, total = len(win.clusters), max(win.cvol.values(), default=0), win.bvol
     else:
         per: dict[str, int] = {}
         total = 0
-        for tr, _fresh in reversed(win.q):
+        for tr in reversed(win.q):
             if tr.t <= exit_t:
                 break
             if tr.is_buy and tr.cluster is not None:

@@ -6,7 +6,7 @@ median size, who trades) plus a few scripted moments (dev dump, bundle exit, rev
 - **dud**: a dev buy and a trickle of small trades for 0.5–5 minutes, then silence.
 - **rug**: buyers pile in for 1–8 minutes, then the dev (and its bundle, if any) sells
   everything within a few slots; panic sells follow, then nothing.
-- **slow**: a steady, slightly buy-heavy flow for as long as the run lasts.
+- **slow**: a steady, slightly buy-heavy flow that fades over tens of minutes.
 - **runner**: a fast, buy-heavy run that completes the curve; the keeper migrates it to
   PumpSwap seconds later and trading continues there with a decaying rate.
 - **bundled**: one actor's fresh wallets buy in the creation slot (with a Jito tip), then
@@ -76,7 +76,8 @@ def plan(archetype: str, rng) -> Plan:
                     u(1.0, 4.0), bundle=bundle, snipes=snipes, dev_dump=pump,
                     bundle_exit=(pump, 6.0) if bundle else None)
     if archetype == "slow":
-        return Plan([Phase("grow", INF, u(0.03, 0.1), 0.6, 0.4, smart_p=0.08)], u(0.5, 2.0), snipes=snipes)
+        return Plan([Phase("grow", INF, u(0.03, 0.1), 0.6, 0.4, smart_p=0.08, half_life=u(900, 2_400))],
+                    u(0.5, 2.0), snipes=snipes)
     if archetype == "runner":
         return Plan([Phase("early", u(20, 60), u(0.4, 0.8), 0.7, 0.5, smart_p=0.15),
                      Phase("run", INF, u(2.0, 3.5), 0.76, 1.0, bot_p=0.15, smart_p=0.1)],
@@ -96,7 +97,7 @@ def plan(archetype: str, rng) -> Plan:
         return Plan([Phase("launch", launch, u(0.15, 0.4), 0.65, 0.3),
                      Phase("quiet", u(150, 480), 0.004, 0.5, 0.05),
                      Phase("revival", u(90, 300), u(0.5, 1.2), 0.85, 0.5, new_p=0.92, bot_p=0.04),
-                     Phase("community", INF, 0.1, 0.6, 0.4, smart_p=0.05)],
+                     Phase("community", INF, 0.1, 0.6, 0.4, smart_p=0.05, half_life=1_200.0)],
                     u(1.0, 3.0), snipes=snipes, dev_dump=launch)
     raise ValueError(f"unknown archetype {archetype!r}")
 

@@ -33,7 +33,7 @@ STYLE = {
     "bundler": ((200_000,), (500_000, 3_000_000), (0.5, 1.0)),
     "dev": ((300_000,), (200_000, 2_000_000), (0.1, 0.3)),
 }
-JITTER = 3  # compute-unit variants per shape (more variety = more shapes to compile)
+JITTER = 2  # compute-unit variants per shape (more variety = more shapes to compile)
 MIN_SOL = 100_000  # smaller trades are not worth sending
 BONDING_CURVE_COMPLETE, TOO_MUCH_SOL, TOO_LITTLE_SOL, EXCEEDED_SLIPPAGE = 6005, 6002, 6003, 6004
 

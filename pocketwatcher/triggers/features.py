@@ -55,6 +55,9 @@ class Needs:
         return cls(needs)
 
 
+_EMPTY: dict = {}  # shared, never written: a window that does not keep that aggregate
+
+
 class Window:
     __slots__ = ("span", "q", "buys", "sells", "bvol", "svol", "buyers", "sellers", "bvol_by", "fresh",
                  "clusters", "cvol", "smart", "out_price", "k_buyers", "k_sellers", "k_bvol_by",
@@ -65,14 +68,6 @@ class Window:
         self.q: deque = deque()
         self.buys = self.sells = 0
         self.bvol = self.svol = 0  # lamports
-        self.buyers: dict[str, int] = {}
-        self.sellers: dict[str, int] = {}
-        self.bvol_by: dict[str, int] = {}
-        self.fresh = 0
-        self.clusters: dict[str, int] = {}
-        self.cvol: dict[str, int] = {}
-        self.smart: dict[str, int] = {}
-        self.out_price: float | None = None  # last price at or before the window's start
         self.k_buyers = "buyers" in parts
         self.k_sellers = "sellers" in parts
         self.k_bvol_by = "bvol_by" in parts
@@ -80,9 +75,18 @@ class Window:
         self.k_clusters = "clusters" in parts
         self.k_smart = "smart" in parts
         self.k_price = "price" in parts
+        # maps only for the aggregates in use (100k live mints × 4 windows adds up)
+        self.buyers: dict[str, int] = {} if self.k_buyers else _EMPTY
+        self.sellers: dict[str, int] = {} if self.k_sellers else _EMPTY
+        self.bvol_by: dict[str, int] = {} if self.k_bvol_by else _EMPTY
+        self.fresh = 0
+        self.clusters: dict[str, int] = {} if self.k_clusters else _EMPTY
+        self.cvol: dict[str, int] = {} if self.k_clusters else _EMPTY
+        self.smart: dict[str, int] = {} if self.k_smart else _EMPTY
+        self.out_price: float | None = None  # last price at or before the window's start
 
     def add(self, tr, fresh: bool) -> None:
-        self.q.append((tr, fresh))
+        self.q.append(tr)
         sol = tr.lamports
         if tr.is_buy:
             self.buys += 1
@@ -109,8 +113,9 @@ class Window:
     def expire(self, now: int) -> None:
         q = self.q
         cutoff = now - self.span
-        while q and q[0][0].t <= cutoff:
-            tr, fresh = q.popleft()
+        while q and q[0].t <= cutoff:
+            tr = q.popleft()
+            fresh = tr.first_seen is not None and tr.is_buy and tr.t - tr.first_seen < FRESH_S
             if tr.price is not None:
                 self.out_price = tr.price
             sol = tr.lamports
@@ -145,7 +150,7 @@ class Window:
     def start_price(self) -> float | None:
         if self.out_price is not None:
             return self.out_price
-        for tr, _f in self.q:
+        for tr in self.q:
             if tr.price is not None:
                 return tr.price
         return None
