@@ -4,7 +4,9 @@
 
 Runs ``pocketwatcher.sim.simulate`` end to end (agents, encoding, zstd capture, truth
 Parquet) into a temporary directory, ``--repeat`` times, and reports the best run (the
-least disturbed by other work on the machine, as timeit does) and the median.
+least disturbed by other work on the machine, as timeit does) and the median. Also
+reports ``generate_tx_per_s``: the market and the transaction encoding alone (the
+``SubscribeUpdate`` bytes are produced but neither compressed nor written).
 
 Target (issue 3): ≥ 20,000 transactions per second.
 """
@@ -23,6 +25,21 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pocketwatcher.sim import SimConfig, simulate  # noqa: E402
+from pocketwatcher.sim.market import Market  # noqa: E402
+
+
+def generate_rate(cfg: SimConfig, minutes: float, seed: int) -> float:
+    import gc
+
+    m = Market(cfg, seed, minutes)
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in m.run():
+            pass
+        return m.enc.transactions / (time.perf_counter() - t0)
+    finally:
+        gc.enable()
 
 
 def main() -> None:
@@ -33,14 +50,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rates = []
+    gen = []
     result: dict = {}
+    cfg = SimConfig(launches_per_minute=args.launches)
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            r = simulate(args.minutes, args.seed, Path(tmp), progress=False,
-                         config=SimConfig(launches_per_minute=args.launches))
+            r = simulate(args.minutes, args.seed, Path(tmp), progress=False, config=cfg)
             wall = time.perf_counter() - t0
         rates.append(r["transactions"] / wall)
+        gen.append(generate_rate(cfg, args.minutes, args.seed))
         result = r
     print(json.dumps({
         "bench": "simulate",
@@ -49,6 +68,7 @@ def main() -> None:
         "transactions": result["transactions"],
         "tx_per_s": round(max(rates)),
         "tx_per_s_median": round(statistics.median(rates)),
+        "generate_tx_per_s": round(max(gen)),
         "updates": result["updates"],
         "mb": result["mb"],
         "mb_per_minute": round(result["mb"] / args.minutes, 3),

@@ -102,7 +102,7 @@ def _alert_line(a) -> str:
     import datetime as dt
 
     f = a.features
-    t = dt.datetime.fromtimestamp(a.block_time, dt.timezone.utc).strftime("%H:%M:%S")
+    t = dt.datetime.fromtimestamp(a.block_time, dt.UTC).strftime("%H:%M:%S")
     figs = []
     if f.get("mcap_sol") is not None:
         figs.append(f"mcap {f['mcap_sol']:.0f} SOL")

@@ -190,8 +190,15 @@ class Runner:
 
     async def _dispatch(self) -> None:
         from pocketwatcher.alerting.dispatcher import Dispatcher
+        from pocketwatcher.geyser.client import backoff
 
-        await Dispatcher(self.s.database_url, self.alerting).run(self.stop)
+        delays = backoff(0.5, 10.0)
+        while not self.stop.is_set():  # the dispatcher is crash-safe: restart it after a DB outage
+            try:
+                await Dispatcher(self.s.database_url, self.alerting).run(self.stop)
+            except Exception as e:  # noqa: BLE001
+                log.warning("dispatcher: %s: %s; restarting", type(e).__name__, e)
+                await _sleep(self.stop, next(delays))
 
     async def _idle_watch(self) -> None:
         """--stop-after-idle: exit once no transaction came for that long and all is committed."""

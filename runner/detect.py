@@ -44,8 +44,8 @@ class PartitionWorker:
         if rows:
             newest = max(r["block_time"] or 0 for r in rows)
             rows = [r for r in rows if (r["block_time"] or 0) >= newest - REBUILD_S]
-        mints = sorted({r["mint"] for r in rows})
-        creates = await with_retry(lambda: self.store.token_creates(mints), attempts=None) if mints else []
+        since = (max((r["block_time"] or 0) for r in rows) - REBUILD_S) if rows else 0
+        creates = await with_retry(lambda: self._creates(since), attempts=None)
         for c in creates:
             self.engine.on_create(c["mint"], c.get("creator") or c.get("user"), c.get("block_time") or 0, c["slot"])
         for r in rows:
@@ -55,9 +55,26 @@ class PartitionWorker:
         log.info("partition %d: engine rebuilt from %d committed swaps", self.k, len(rows))
         return len(rows)
 
+    async def _creates(self, since: int) -> list[dict]:
+        """Committed launches of this partition's mints (also those whose swaps are not
+        committed yet: a batch boundary can split a launch from its first swap)."""
+        from pocketwatcher.store.streams import partition_of
+
+        async with self.store.connection() as con:
+            rows = await con.fetch("SELECT mint, creator, \"user\", block_time, slot FROM token_events "
+                                   "WHERE kind = 'create' AND coalesce(block_time, 0) >= $1 "
+                                   "ORDER BY slot, coalesce(tx_index, 0), ix", since)
+        return [dict(r) for r in rows if partition_of(r["mint"], self.parts) == self.k]
+
     async def run(self) -> None:
         await self.rebuild()
+        # We hold this partition's lease, so whatever is pending with another consumer was
+        # left by a previous owner: claim all of it now (idle 0), so it is processed before
+        # any new entry — in stream order, which is what keeps each mint's swaps in order.
+        normal = self.consumer.claim_idle_ms
+        self.consumer.claim_idle_ms = 0
         await self.consumer.start()
+        self.consumer.claim_idle_ms = normal
         while not self.stop.is_set() and not self.lost.is_set():
             try:
                 n = await self.step()

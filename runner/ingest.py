@@ -25,6 +25,13 @@ from .records import encode_event, encode_swap, encode_transfer
 log = logging.getLogger("pocketwatcher.runner.ingest")
 
 
+def _order(rec, kind: int) -> tuple:
+    """Chain order as ingest handed records on: slot, tx, then transfers before swaps."""
+    from pocketwatcher.triggers.trade import ix_key
+
+    return (rec.slot or 0, rec.tx_index or 0, kind, ix_key(rec.ix))
+
+
 class Ingest:
     def __init__(self, endpoint: str, x_token: str | None, streams, redis, *, programs: list[str],
                  prefix: str, stop: asyncio.Event, metrics, grace_slots: int = 4) -> None:
@@ -53,28 +60,26 @@ class Ingest:
         swaps get the same wallet stamps they would have had without the restart."""
         from pocketwatcher.parse import SolTransfer
         from pocketwatcher.store.postgres import row_to_swap
-        from pocketwatcher.triggers.trade import ix_key
 
         from .records import decode
 
         items: dict[str, tuple] = {}
         for r in await store.recent_swaps(since_block_time=0):
             s, _e = row_to_swap(r)
-            items[s.id] = ((s.slot or 0, 1, s.tx_index or 0, ix_key(s.ix)), "swap", s)
+            items[s.id] = (_order(s, 1), "swap", s)
         async with store.pool.acquire() as con:
             for r in await con.fetch("SELECT * FROM sol_transfers"):
                 t = SolTransfer(r["signature"], r["slot"], r["block_time"], r["ix"], r["source"],
-                                r["destination"], int(r["lamports"]))
-                items["t:" + t.signature + ":" + t.ix] = ((t.slot or 0, 0, 0, ix_key(t.ix)), "transfer", t)
+                                r["destination"], int(r["lamports"]), r["tx_index"])
+                items["t:" + t.signature + ":" + t.ix] = (_order(t, 0), "transfer", t)
         for k in range(self.streams.parts):
             for _id, fields in await self.redis.xrange(self.streams.stream_key(k)):
                 kind, rec = decode(fields[b"d"] if b"d" in fields else fields["d"])
                 if kind == "swap":
                     s = rec[0]
-                    items.setdefault(s.id, ((s.slot or 0, 1, s.tx_index or 0, ix_key(s.ix)), "swap", s))
+                    items.setdefault(s.id, (_order(s, 1), "swap", s))
                 elif kind == "transfer":
-                    items.setdefault("t:" + rec.signature + ":" + rec.ix,
-                                     ((rec.slot or 0, 0, 0, ix_key(rec.ix)), "transfer", rec))
+                    items.setdefault("t:" + rec.signature + ":" + rec.ix, (_order(rec, 0), "transfer", rec))
         for _key, kind, rec in sorted(items.values(), key=lambda x: x[0]):
             if kind == "transfer":
                 self.enricher.on_transfer(rec.source, rec.destination, rec.lamports, rec.block_time)

