@@ -28,6 +28,8 @@ from pathlib import Path
 
 import zstandard
 
+from .wire import varint as _varint  # one protobuf varint encoder for the package
+
 MAGIC = b"PWCAP\x00"
 VERSION = 1
 COMP_NONE, COMP_ZSTD = 0, 1
@@ -38,16 +40,6 @@ class CaptureError(ValueError):
     """A file that is not a readable capture; the message names the file and the problem."""
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 class CaptureWriter:

@@ -18,7 +18,6 @@ connections made here; amounts are Python ints in, ints out (numeric(20,0) holds
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -35,15 +34,11 @@ from ..parse import SolTransfer
 from ..parse.programs.pumpfun import TokenEvent
 from ..parse.swap import Swap
 from ..triggers.engine import Alert
+from .streams import partition_of  # one partition function for streams and store
 
 log = logging.getLogger("pocketwatcher.store")
 T = TypeVar("T")
 OUTBOX_CHANNEL = "pw_outbox"  # NOTIFYed with the number of new deliveries, for a LISTENing dispatcher
-
-
-def partition_of(mint: str, parts: int) -> int:
-    """The stream partition of a mint; the runner, the store and the tests must agree on it."""
-    return int.from_bytes(hashlib.blake2b(mint.encode(), digest_size=8).digest(), "little") % parts
 
 
 # -- staging tables: one per target, same column types, no constraints ------------------
