@@ -8,14 +8,23 @@ processed (and re-processed after a crash) without any other source.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import fields
 
 from pocketwatcher.enrich.wallets import Enrichment
 from pocketwatcher.parse import SolTransfer, Swap, TokenEvent
 
 
+_SWAP_FIELDS = tuple(f.name for f in fields(Swap))
+_TRANSFER_FIELDS = tuple(f.name for f in fields(SolTransfer))
+
+
+def _flat(obj, names) -> dict:
+    """Shallow field dict (dataclasses.asdict deep-copies every value: 30x slower here)."""
+    return {n: getattr(obj, n) for n in names}
+
+
 def encode_swap(s: Swap, e: Enrichment | None, rx: float | None = None) -> bytes:
-    d = {"t": "swap", "s": asdict(s)}
+    d = {"t": "swap", "s": _flat(s, _SWAP_FIELDS)}
     if rx is not None:
         d["rx"] = rx  # wall time the transaction was received (latency metrics only)
     if e is not None:
@@ -28,7 +37,7 @@ def encode_event(ev: TokenEvent, tx_index: int | None) -> bytes:
 
 
 def encode_transfer(t: SolTransfer) -> bytes:
-    return json.dumps({"t": "transfer", "v": asdict(t)}, separators=(",", ":")).encode()
+    return json.dumps({"t": "transfer", "v": _flat(t, _TRANSFER_FIELDS)}, separators=(",", ":")).encode()
 
 
 def decode(payload: bytes):

@@ -40,8 +40,12 @@ def resolve(path: str | Path) -> tuple[str, str | None]:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
+    import tempfile
+
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
+    # spill to the system temp dir, never into the working directory (a checkout)
+    con.execute(f"SET temp_directory = '{_q(tempfile.gettempdir())}/pocketwatcher-duckdb'")
     return con
 
 
