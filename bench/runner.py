@@ -9,6 +9,8 @@ database on 127.0.0.1:5432). Two layouts:
 - one process: ingest + detect (+ no dispatch) in one event loop;
 - two processes: ingest alone in a child process (``--no-detect``), detect in this one.
 
+The replay server runs in a process of its own (as a remote provider would).
+
 Figures: sustained transactions per second (transactions the replay streamed ÷ time from
 the runner's first receipt to the last commit) and the p50/p99 latency from a swap's
 transaction being received to its swap and alerts being committed. Target: 5,000 tx/s
@@ -51,15 +53,24 @@ def run_layout(capture: Path, split: bool, n_tx: int) -> dict:
 
 
 async def _run_layout(capture: Path, split: bool, n_tx: int, db: str) -> dict:
+    import socket
+
     import redis
 
-    from pocketwatcher.geyser.server import ReplayServer
     from runner.app import Runner, RunnerSettings
 
-    srv = ReplayServer(capture, port=0, speed=None)
-    srv.start()
+    # the replay server runs in its own process, as a provider would: in this one it
+    # would compete with the runner for the GIL
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = subprocess.Popen([sys.executable, "-m", "pocketwatcher", "replay", str(capture), "--port", str(port),
+                            "--speed", "max"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import grpc
+
+    grpc.channel_ready_future(grpc.insecure_channel(f"127.0.0.1:{port}")).result(timeout=30)
     prefix = f"pwbench:{uuid.uuid4().hex[:8]}:"
-    endpoint = f"http://127.0.0.1:{srv.port}"
+    endpoint = f"http://127.0.0.1:{port}"
     child = None
     try:
         settings = RunnerSettings(redis_url="redis://127.0.0.1:6379/0", database_url=db, prefix=prefix,
@@ -95,7 +106,8 @@ async def _run_layout(capture: Path, split: bool, n_tx: int, db: str) -> dict:
     finally:
         if child and child.poll() is None:
             child.kill()
-        srv.stop(0.5)
+        srv.terminate()
+        srv.wait(10)
         r = redis.Redis()
         for k in r.scan_iter(match=prefix + "*", count=1000):
             r.delete(k)

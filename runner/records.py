@@ -13,7 +13,6 @@ from dataclasses import fields
 from pocketwatcher.enrich.wallets import Enrichment
 from pocketwatcher.parse import SolTransfer, Swap, TokenEvent
 
-
 _SWAP_FIELDS = tuple(f.name for f in fields(Swap))
 _TRANSFER_FIELDS = tuple(f.name for f in fields(SolTransfer))
 
