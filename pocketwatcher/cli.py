@@ -282,7 +282,7 @@ def replay(
 
     try:
         code = serve_forever(capture, host=host, port=port, speed=parse_speed(speed), x_token=x_token)
-    except (CaptureError, ValueError) as e:
+    except (CaptureError, ValueError, OSError) as e:
         typer.secho(str(e), err=True, fg="red")
         raise typer.Exit(2) from None
     raise typer.Exit(code)

@@ -24,6 +24,10 @@ from .records import encode_event, encode_swap, encode_transfer
 
 log = logging.getLogger("pocketwatcher.runner.ingest")
 
+# Wallet facts are rebuilt from this much history after a restart (a week of swaps): older
+# first sightings, clusters and track records are forgotten by a restart, never wrong.
+ENRICHER_REBUILD_S = 7 * 86400
+
 
 def _order(rec, kind: int) -> tuple:
     """Chain order as ingest handed records on: slot, tx, then transfers before swaps."""
@@ -64,11 +68,14 @@ class Ingest:
         from .records import decode
 
         items: dict[str, tuple] = {}
-        for r in await store.recent_swaps(since_block_time=0):
+        async with store.pool.acquire() as con:
+            newest = await con.fetchval("SELECT max(block_time) FROM swaps") or 0
+        since = max(0, newest - ENRICHER_REBUILD_S)
+        for r in await store.recent_swaps(since_block_time=since):
             s, _e = row_to_swap(r)
             items[s.id] = (_order(s, 1), "swap", s)
         async with store.pool.acquire() as con:
-            for r in await con.fetch("SELECT * FROM sol_transfers"):
+            for r in await con.fetch("SELECT * FROM sol_transfers WHERE coalesce(block_time, 0) >= $1", since):
                 t = SolTransfer(r["signature"], r["slot"], r["block_time"], r["ix"], r["source"],
                                 r["destination"], int(r["lamports"]), r["tx_index"])
                 items["t:" + t.signature + ":" + t.ix] = (_order(t, 0), "transfer", t)
