@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
+
+# The runner starts subprocesses (embedded servers) while gRPC threads run; gRPC's fork
+# handlers cannot help there and only print a warning per fork.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import typer
 
