@@ -14,8 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .decode import decode_view
+from .grpc_view import view_from_update
 from .programs.pumpfun import TokenEvent
 from .programs.registry import SYSTEM
+from .rpc_view import view_from_rpc
 from .swap import Swap
 from .txview import TxError, TxView
 
@@ -100,8 +102,6 @@ def parse_view(view: TxView) -> ParseResult:
 
 
 def parse_transaction_full(tx: dict, *, alt_resolver=None) -> ParseResult:
-    from .rpc_view import view_from_rpc
-
     try:
         view = view_from_rpc(tx, skip_inert=True, alt_resolver=alt_resolver)
     except TxError as e:
@@ -124,8 +124,6 @@ def parse_update_full(update, *, transfers: bool = False) -> ParseResult:
     ``transfers=True`` also collects plain SOL transfers (wallet funding), at the cost of
     building the complete view.
     """
-    from .grpc_view import view_from_update
-
     try:
         view = view_from_update(update, skip_inert=not transfers)
     except TxError as e:

@@ -41,11 +41,19 @@ _i64 = struct.Struct("<q")
 _u32 = struct.Struct("<I")
 
 
+_PK_CACHE: dict[bytes, str] = {}
+
+
 def pk(b: bytes, off: int) -> str:
     chunk = b[off:off + 32]
-    if len(chunk) != 32:
-        raise ValueError("truncated pubkey")
-    return str(Pubkey.from_bytes(chunk))
+    s = _PK_CACHE.get(chunk)
+    if s is None:
+        if len(chunk) != 32:
+            raise ValueError("truncated pubkey")
+        if len(_PK_CACHE) > 100_000:  # mints and traders repeat; keep it bounded
+            _PK_CACHE.clear()
+        s = _PK_CACHE[chunk] = str(Pubkey.from_bytes(chunk))
+    return s
 
 
 @dataclass(slots=True)
