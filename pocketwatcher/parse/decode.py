@@ -10,14 +10,21 @@ from .txview import TxView
 
 
 class Ctx:
-    __slots__ = ("view", "parents", "ends", "tokens", "_logs", "notes")
+    __slots__ = ("view", "parents", "ends", "_tokens", "_logs", "notes")
 
     def __init__(self, view: TxView) -> None:
         self.view = view
         self.parents, self.ends = build_parents(view)
-        self.tokens = TokenInfo(view)
+        self._tokens: TokenInfo | None = None
         self._logs: dict | None = None
         self.notes: list[str] = []
+
+    @property
+    def tokens(self) -> TokenInfo:
+        """Token accounts' owners/mints, read on first use (pump.fun trades never need them)."""
+        if self._tokens is None:
+            self._tokens = TokenInfo(self.view)
+        return self._tokens
 
     def log_data(self) -> dict[int, list[bytes]]:
         if self._logs is None:
