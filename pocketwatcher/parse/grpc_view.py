@@ -56,6 +56,10 @@ if tuple(f.name for f in fields(TxView))[: len(_TXVIEW_ORDER)] != _TXVIEW_ORDER:
     )
 
 
+# key -> (skip its top-level group, inner data tags worth keeping or None): one lookup a key
+_SPECIAL = {k: (k in SKIP_TOP_LEVEL, INERT_INNER.get(k)) for k in SKIP_TOP_LEVEL | set(INERT_INNER)}
+
+
 def _key_b58(b: bytes, where: str) -> str:
     s = _KEY_CACHE.get(b)
     if s is None:
@@ -201,13 +205,14 @@ def view_from_update(
         # per program index: skip its top-level group / which inner data tags to keep
         skip_top = set()
         inert: dict[int, frozenset] = {}
+        special = _SPECIAL.get
         for idx, k in enumerate(keys):
-            if k in SKIP_TOP_LEVEL:
-                skip_top.add(idx)
-                if k in INERT_INNER:
-                    inert[idx] = INERT_INNER[k]
-            elif k in INERT_INNER:
-                inert[idx] = INERT_INNER[k]
+            r = special(k)
+            if r is not None:
+                if r[0]:
+                    skip_top.add(idx)
+                if r[1] is not None:
+                    inert[idx] = r[1]
         if failed:
             top = ()  # a failed transaction has no swaps; only its id and error matter
     for i, ci in enumerate(top):
