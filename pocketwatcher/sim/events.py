@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import struct
 
+# Written out here, not imported from the parser, on purpose: the round-trip tests then
+# check the parser against an independent encoding of the same facts.
 EVENT_TAG = bytes.fromhex("e445a52e51cb9a1d")
 TRADE = bytes.fromhex("bddb7fd34ee661ee")
 CREATE = bytes.fromhex("1b72a94ddeeb6376")

@@ -200,6 +200,17 @@ class PumpTx:
         bc = tok.bc
         bc.lam += sol
         bc.lamv = None
+        e = self._fees_and_event(w, tok, q, user, ts, c, sol, cfee, pfee, half, True)
+        vals["ev"] = EVENT_TAG + e
+        vals["log_ev"] = b"Program data: " + _b64(e)
+        if completes:
+            e2 = ev.complete_event(user.pk, tok.mint.pk, tok.bc.pk, ts)
+            vals["ev2"] = EVENT_TAG + e2
+            vals["log_ev2"] = b"Program data: " + _b64(e2)
+        return enc.finish(sh, full, pre, vals, fee), sh.swap_path
+
+    def _fees_and_event(self, w, tok, q, user, ts, c, sol, cfee, pfee, half, is_buy) -> bytes:
+        """Credit the creator vault and the two fee recipients, then the TradeEvent payload."""
         cv = tok.cv
         cv.lam += cfee
         cv.lamv = None
@@ -209,16 +220,9 @@ class PumpTx:
         fb.lam += pfee - half
         fb.lamv = None
         w.volume += sol
-        e = ev.trade_event(tok.mint.pk, sol, q.tokens, True, user.pk, ts, c.virtual_sol, c.virtual_token,
-                           c.real_sol, c.real_token, fa.pk, FEE_BPS, pfee, tok.dev.acct.pk,
-                           CREATOR_FEE_BPS, cfee, w.volume)
-        vals["ev"] = EVENT_TAG + e
-        vals["log_ev"] = b"Program data: " + _b64(e)
-        if completes:
-            e2 = ev.complete_event(user.pk, tok.mint.pk, tok.bc.pk, ts)
-            vals["ev2"] = EVENT_TAG + e2
-            vals["log_ev2"] = b"Program data: " + _b64(e2)
-        return enc.finish(sh, full, pre, vals, fee), sh.swap_path
+        return ev.trade_event(tok.mint.pk, sol, q.tokens, is_buy, user.pk, ts, c.virtual_sol, c.virtual_token,
+                              c.real_sol, c.real_token, fa.pk, FEE_BPS, pfee, tok.dev.acct.pk,
+                              CREATOR_FEE_BPS, cfee, w.volume)
 
     def _buy_spec(self, v0, fail, ata_new, uva_new, completes, bot, tip, cu_limit, jitter) -> Spec:
         ixs = [cu_limit_ix(cu_limit), cu_price_ix(), ata_ix("user", "au", "user", "mint", True, ata_new, "ata_init")]
@@ -273,18 +277,7 @@ class PumpTx:
         bc = tok.bc
         bc.lam -= sol
         bc.lamv = None
-        cv = tok.cv
-        cv.lam += cfee
-        cv.lamv = None
-        fa, fb = self.fee_a, self.fee_b
-        fa.lam += half
-        fa.lamv = None
-        fb.lam += pfee - half
-        fb.lamv = None
-        w.volume += sol
-        e = ev.trade_event(tok.mint.pk, sol, q.tokens, False, user.pk, ts, c.virtual_sol, c.virtual_token,
-                           c.real_sol, c.real_token, fa.pk, FEE_BPS, pfee, tok.dev.acct.pk,
-                           CREATOR_FEE_BPS, cfee, w.volume)
+        e = self._fees_and_event(w, tok, q, user, ts, c, sol, cfee, pfee, half, False)
         vals["getfees"] = GET_FEES + b"\x01" + _qq(mcap, 0) + _Z32
         vals["xfer"] = _checked(12, q.tokens, 6)
         vals["ev"] = EVENT_TAG + e
