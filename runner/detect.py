@@ -35,10 +35,14 @@ class PartitionWorker:
         self.batch = batch
         self.linger_s = 0.02
         self.engine = TriggerEngine(triggers)
-        self.committed: set[str] = set()  # swap ids committed recently (redelivery guard)
+        self.committed: dict[str, None] = {}  # swap ids committed recently, oldest first (redelivery guard)
         self.lost = asyncio.Event()
+        self.dirty = False  # the engine saw trades whose commit failed: rebuild before going on
 
     async def rebuild(self) -> int:
+        """A fresh engine fed with what is committed (the only state that survives a failure)."""
+        self.engine = TriggerEngine(self.triggers)
+        self.committed = {}
         rows = await with_retry(lambda: self.store.recent_swaps(
             since_block_time=0, partition=(self.k, self.parts)), attempts=None)
         if rows:
@@ -51,7 +55,7 @@ class PartitionWorker:
         for r in rows:
             s, e = row_to_swap(r)
             self.engine.on_trade(Trade.from_swap(s, e))  # alerts already committed with these swaps
-            self.committed.add(s.id)
+            self.committed[s.id] = None
         log.info("partition %d: engine rebuilt from %d committed swaps", self.k, len(rows))
         return len(rows)
 
@@ -77,10 +81,19 @@ class PartitionWorker:
         self.consumer.claim_idle_ms = normal
         while not self.stop.is_set() and not self.lost.is_set():
             try:
+                if self.dirty:
+                    # trades reached the engine but not the store: feeding them again on
+                    # redelivery would count them twice, so start over from the store
+                    await self.rebuild()
+                    self.dirty = False
+                    self.metrics.inc("engine_rebuilds")
                 n = await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - keep the partition alive; the entry retries
+                # whatever this step was given and did not ack is pending with us: read it
+                # again before anything newer, so each mint's swaps stay in order
+                self.consumer.rewind()
                 log.warning("partition %d: %s: %s", self.k, type(e).__name__, e)
                 self.metrics.inc("detect_errors")
                 await asyncio.sleep(0.5)
@@ -102,6 +115,7 @@ class PartitionWorker:
         t0 = time.perf_counter()
         swaps, events, transfers, alerts, ids, bad = [], [], [], [], [], []
         received: list[float] = []
+        seen: set[str] = set()  # a publish retried after a lost reply can repeat a swap
         for eid, fields in entries:
             try:
                 kind, rec = decode(fields["d"])
@@ -114,8 +128,10 @@ class PartitionWorker:
                 swaps.append((s, enr))
                 if rx is not None:
                     received.append(rx)
-                if s.id in self.committed:
+                if s.id in self.committed or s.id in seen:
                     continue
+                seen.add(s.id)
+                self.dirty = True
                 for a in self.engine.on_trade(Trade.from_swap(s, enr)):
                     if self.route is not None:
                         a.channels = list(self.route(a.trigger, a.channels))
@@ -131,11 +147,12 @@ class PartitionWorker:
             await self.consumer.record_failure([eid], err)
         if ids:
             await with_retry(lambda: self.store.commit_batch(swaps, events, transfers, alerts), attempts=None)
-            await self.consumer.ack(ids)
-            for s, _e in swaps:
-                self.committed.add(s.id)
+            # committed: the engine and the store agree again, whatever happens to the ack
+            self.committed.update(dict.fromkeys(seen))
+            self.dirty = False
             if len(self.committed) > 1_000_000:
-                self.committed = set(list(self.committed)[-200_000:])
+                self.committed = dict.fromkeys(list(self.committed)[-200_000:])
+            await self.consumer.ack(ids)
         self.metrics.inc("swaps_committed", len(swaps))
         self.metrics.inc("alerts", len(alerts))
         self.metrics.observe("commit_seconds", time.perf_counter() - t0)

@@ -229,7 +229,10 @@ def is_transient(e: BaseException) -> bool:
         return True
     if isinstance(e, asyncpg.InterfaceError):
         msg = str(e).lower()
-        return "pool is clos" not in msg and ("closed" in msg or "connection" in msg)
+        # "another operation is in progress": a ROLLBACK sent on a connection whose COPY or
+        # query was cut off by a lost server; the connection is thrown away (Store.connection)
+        return "pool is clos" not in msg and ("closed" in msg or "connection" in msg
+                                              or "another operation is in progress" in msg)
     return False
 
 

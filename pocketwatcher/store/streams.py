@@ -352,9 +352,21 @@ class PartitionConsumer:
             batch = await self._screen(rows)
             if batch:
                 return batch
-        resp = await self.redis.xreadgroup(self.group, self.name, {self.key: ">"}, count=count,
-                                           block=block_ms)
+        try:
+            resp = await self.redis.xreadgroup(self.group, self.name, {self.key: ">"}, count=count,
+                                               block=block_ms)
+        except BaseException:
+            # the server may have handed us entries whose reply never arrived: they are in
+            # our pending list now, and must come before anything newer
+            self.rewind()
+            raise
         return [(_s(i), _fields(f)) for i, f in _entries(resp)]
+
+    def rewind(self) -> None:
+        """Read our pending list again before new entries: call it when a batch we were
+        given was not fully processed and acknowledged (an error, a lost connection), so a
+        mint's entries are never processed out of stream order."""
+        self._cursor = "0"
 
     async def _screen(self, rows: list[tuple[Any, dict]]) -> list[Entry]:
         """Pending entries that may be processed again; the rest are settled here."""

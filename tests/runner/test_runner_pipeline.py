@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -27,9 +28,20 @@ def _env(pg_url, redis_prefix, endpoint):
 
 
 def _runner(env, *extra):
-    return subprocess.Popen([sys.executable, "-m", "pocketwatcher", "run", "--metrics-port", "0",
-                             "--partitions", "4", *extra], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # logs go to a file, not a pipe: a pipe nobody reads would stall a chatty runner
+    log = tempfile.TemporaryFile(mode="w+")
+    p = subprocess.Popen([sys.executable, "-m", "pocketwatcher", "run", "--metrics-port", "0",
+                          "--partitions", "4", *extra], cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=log, text=True)
+    p.log = log
+    return p
+
+
+def _log(p, n: int = 3000) -> str:
+    """The tail of a runner's log, for assertion messages."""
+    p.log.flush()
+    p.log.seek(0)
+    return p.log.read()[-n:]
 
 
 def test_undisturbed_run_equals_backtest(pg_url, redis_prefix, replay_server, expected):
@@ -58,15 +70,15 @@ def test_sigterm_drains_and_exits_zero_then_resumes(pg_url, redis_prefix, replay
     time.sleep(4.0)
     p.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
-    assert p.wait(timeout=40) == 0, p.stderr.read()[-2000:]
+    assert p.wait(timeout=40) == 0, _log(p)
     assert time.monotonic() - t0 < 30
     mid_swaps, mid_alerts = asyncio.run(db_state(pg_url))
     assert 0 < len(mid_swaps) < len(expected[0]), "SIGTERM should have landed mid-stream"
     p = _runner(env, "--stop-after-idle", "3")
-    assert p.wait(timeout=240) == 0, p.stderr.read()[-2000:]
+    assert p.wait(timeout=240) == 0, _log(p)
     swaps, alerts = asyncio.run(db_state(pg_url))
     assert swaps == expected[0]
-    assert alerts == expected[1]
+    assert alerts == expected[1], _log(p, 20000)
 
 
 def test_chaos_sigkill_restarts_lose_and_double_nothing(pg_url, redis_prefix, replay_server, expected):
@@ -81,7 +93,7 @@ def test_chaos_sigkill_restarts_lose_and_double_nothing(pg_url, redis_prefix, re
         p.wait(timeout=10)
         kills += 1
     p = _runner(env, "--stop-after-idle", "3")
-    assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
+    assert p.wait(timeout=300) == 0, _log(p)
     swaps, alerts = asyncio.run(db_state(pg_url))
     assert kills == 3
     assert swaps == expected[0], "swaps missing or extra after SIGKILLs"
@@ -146,11 +158,11 @@ def test_redis_and_postgres_restarts_mid_run_lose_nothing(pg_url, replay_server,
 
         time.sleep(2.0)
         asyncio.run(kill_backends())  # every PostgreSQL connection of the runner drops
-        assert p.wait(timeout=300) == 0, p.stderr.read()[-3000:]
+        assert p.wait(timeout=300) == 0, _log(p)
     finally:
         if p.poll() is None:
             p.kill()
         redis_proc.kill()
     swaps, alerts = asyncio.run(db_state(pg_url))
     assert swaps == expected[0]
-    assert alerts == expected[1]
+    assert alerts == expected[1], _log(p, 20000)

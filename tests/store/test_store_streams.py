@@ -117,6 +117,46 @@ def test_restarted_consumer_rereads_its_own_pending_first(redis_prefix):
     run(_own_pending_first, *redis_prefix)
 
 
+async def _rewind(r, prefix):
+    s = SwapStreams(r, prefix=prefix, parts=1)
+    await s.publish([("m", payload(i)) for i in range(6)])
+    c = PartitionConsumer(r, s, 0, "c")
+    first = await c.next_batch(count=3, block_ms=10)  # given 0..2, then the batch fails
+    assert [num(f) for _, f in first] == [0, 1, 2]
+    c.rewind()
+    got = await drain(c)
+    assert [num(f) for _, f in got] == [0, 1, 2, 3, 4, 5]  # the failed batch first, in order
+
+
+def test_rewind_rereads_an_unfinished_batch_before_newer_entries(redis_prefix):
+    run(_rewind, *redis_prefix)
+
+
+async def _lost_reply(r, prefix):
+    s = SwapStreams(r, prefix=prefix, parts=1)
+    await s.publish([("m", payload(i)) for i in range(4)])
+    c = PartitionConsumer(r, s, 0, "c")
+    await c.start()
+    real = r.xreadgroup
+
+    async def delivered_but_reply_lost(group, name, streams, **kw):
+        resp = await real(group, name, streams, **kw)
+        if ">" in streams.values():  # the server hands new entries over ...
+            raise ConnectionError("Connection closed by server.")  # ... and the reply never comes
+        return resp
+
+    r.xreadgroup = delivered_but_reply_lost
+    with pytest.raises(ConnectionError):
+        await c.next_batch(count=2, block_ms=10)
+    r.xreadgroup = real
+    got = await drain(c)
+    assert [num(f) for _, f in got] == [0, 1, 2, 3]  # nothing skipped, nothing out of order
+
+
+def test_entries_whose_reply_was_lost_come_first(redis_prefix):
+    run(_lost_reply, *redis_prefix)
+
+
 async def _redelivery(r, prefix):
     s = SwapStreams(r, prefix=prefix, parts=1)
     await s.publish([("m", payload(i)) for i in range(30)])
