@@ -43,6 +43,7 @@ class RunnerSettings:
     lease_ttl_ms: int = 10_000
     claim_idle_ms: int = 10_000
     max_deliveries: int = 5
+    startup_wait_s: float = 120.0  # how long to wait for Redis/PostgreSQL to come up on start
     dispatch: bool = True
     ingest: bool = True
     detect: bool = True
@@ -104,9 +105,32 @@ class Runner:
             s.database_url = s.database_url or d_url
         self.redis = aioredis.Redis.from_url(s.redis_url, socket_timeout=10, socket_connect_timeout=5,
                                              health_check_interval=15)
-        self.pool = await connect_pool(s.database_url, max_size=max(4, s.partitions // 2 + 2))
-        await migrate(self.pool)
+        self.pool = await self._wait_for("PostgreSQL", lambda: connect_pool(
+            s.database_url, max_size=max(4, s.partitions // 2 + 2)))
+        await self._wait_for("PostgreSQL", lambda: migrate(self.pool))
         self.store = Store(self.pool)
+
+    async def _wait_for(self, what: str, fn):
+        """Run a start-up step, waiting (with backoff, up to ``startup_wait_s``) while its
+        server is unreachable: a runner started alongside Redis or PostgreSQL, or during
+        their restart, comes up when they do instead of exiting. Other errors raise at once."""
+        import redis.exceptions
+
+        from pocketwatcher.geyser.client import backoff
+        from pocketwatcher.store.postgres import is_transient
+
+        delays = backoff(0.2, 5.0)
+        deadline = time.monotonic() + self.s.startup_wait_s
+        while True:
+            try:
+                return await fn()
+            except Exception as e:
+                transient = is_transient(e) or isinstance(e, (redis.exceptions.ConnectionError,
+                                                              redis.exceptions.TimeoutError))
+                if not transient or self.stop.is_set() or time.monotonic() > deadline:
+                    raise
+                log.warning("%s not reachable yet (%s); waiting", what, type(e).__name__)
+                await _sleep(self.stop, next(delays))
 
     async def run(self) -> int:
         from pocketwatcher.store.leases import PartitionLeases
@@ -120,7 +144,7 @@ class Runner:
 
         self.alerting = load_alerting_config(s.config)
         self.streams = SwapStreams(self.redis, prefix=s.prefix, parts=s.partitions)
-        await self.streams.ensure_groups()
+        await self._wait_for("Redis", self.streams.ensure_groups)
         self.leases = PartitionLeases(self.redis, s.prefix, s.partitions, s.owner_id, ttl_ms=s.lease_ttl_ms)
         tasks = [asyncio.create_task(self._lease_loop(), name="leases")]
         if s.metrics_port:

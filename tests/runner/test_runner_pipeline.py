@@ -127,9 +127,10 @@ def _start_redis(port: int, workdir) -> subprocess.Popen:
 
 
 def test_redis_and_postgres_restarts_mid_run_lose_nothing(pg_url, replay_server, expected, tmp_path):
-    """A private Redis (persistent AOF) is killed and restarted, and every PostgreSQL
-    connection of the runner is terminated, while the runner streams: it reconnects and
-    the end result equals an undisturbed run."""
+    """The runner starts before its Redis is up and waits for it; then that Redis (persistent
+    AOF) is killed and restarted, and every PostgreSQL connection of the runner is
+    terminated, while the runner streams: it reconnects and the end result equals an
+    undisturbed run."""
     import socket
 
     import asyncpg
@@ -137,10 +138,11 @@ def test_redis_and_postgres_restarts_mid_run_lose_nothing(pg_url, replay_server,
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    redis_proc = _start_redis(port, tmp_path)
     srv = replay_server(speed=30.0)
     env = _env(pg_url, (f"redis://127.0.0.1:{port}/0", "pwchaos:"), f"http://127.0.0.1:{srv.port}")
-    p = _runner(env, "--stop-after-idle", "4")
+    p = _runner(env, "--stop-after-idle", "4")  # started before its Redis: it waits for it
+    time.sleep(1.5)
+    redis_proc = _start_redis(port, tmp_path)
     try:
         time.sleep(3.0)
         redis_proc.kill()  # Redis dies (SIGKILL) mid-run ...
