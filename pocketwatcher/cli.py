@@ -369,6 +369,67 @@ def backtest(
 
 
 @app.command()
+def report(
+    swaps: Path = typer.Option(None, "--swaps", help="Folder from export-swaps, a Parquet file or a glob "
+                               "(default: simulate --sim-minutes of market first)."),
+    triggers: Path = typer.Option(None, "--triggers", "-t", help="Trigger file (default: triggers.toml)."),
+    out: Path = typer.Option(Path("out/report"), "--out", "-o",
+                             help="Folder for report.ipynb, report.html, alerts/metrics Parquet and figures."),
+    latency_slots: int = typer.Option(2, "--latency-slots", help="Slots between an alert and the entry swap."),
+    sim_minutes: float = typer.Option(10.0, "--sim-minutes", help="Simulated minutes when --swaps is not given."),
+    seed: int = typer.Option(1, "--seed", help="Simulator seed when --swaps is not given."),
+    workers: int = typer.Option(0, "--workers", help="Engine processes (0: one per core)."),
+    html: bool = typer.Option(True, "--html/--no-html", help="Also render report.html (needs nbconvert)."),
+) -> None:
+    """Render the backtest report notebook with papermill into OUT/report.ipynb (and report.html)."""
+    notebook = REPO_ROOT / "notebooks" / "backtest_report.ipynb"
+    if not notebook.is_file():
+        typer.secho(f"{notebook}: not found; `report` needs a source checkout installed with "
+                    "pip install -e '.[workbench]'", err=True, fg="red")
+        raise typer.Exit(2)
+    ts = _load_triggers(triggers)
+    if swaps is not None:
+        from .backtest.data import resolve
+
+        try:
+            resolve(swaps)
+        except FileNotFoundError as e:
+            typer.secho(f"{e} (--swaps)", err=True, fg="red")
+            raise typer.Exit(2) from None
+    try:
+        import papermill
+    except ImportError:
+        typer.secho("`report` executes a notebook with papermill, which is not installed; "
+                    "install the workbench: pip install -e '.[workbench]'", err=True, fg="red")
+        raise typer.Exit(2) from None
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "report.ipynb"
+    params = {"SWAPS": str(swaps.absolute()) if swaps is not None else "",  # the kernel runs in OUT
+              "TRIGGERS": str(Path(ts.source).resolve()), "OUT": str(out), "LATENCY_SLOTS": latency_slots,
+              "SIM_MINUTES": sim_minutes, "SEED": seed, "WORKERS": workers}
+    try:  # kernel "python3" is this Python when ipykernel is installed beside it
+        papermill.execute_notebook(str(notebook), str(target), parameters=params, kernel_name="python3",
+                                   cwd=str(out), progress_bar=False)
+    except papermill.PapermillExecutionError as e:
+        typer.secho(f"the report failed in cell [{e.exec_count}]: {e.ename}: {e.evalue} (the executed "
+                    f"notebook with the traceback is {target})", err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {target}")
+    if html:
+        try:
+            from nbconvert import HTMLExporter
+        except ImportError:
+            typer.echo("skipped report.html: nbconvert is not installed (pip install -e '.[workbench]')")
+            return
+        exporter = HTMLExporter()
+        exporter.log.setLevel(logging.ERROR)  # not a warning per figure without alt text
+        body, _resources = exporter.from_filename(str(target))
+        (out / "report.html").write_text(body, encoding="utf-8")
+        typer.echo(f"wrote {out / 'report.html'}")
+
+
+@app.command()
 def features() -> None:
     """List the feature catalogue a trigger's `when` may use, with units."""
     from rich.console import Console
