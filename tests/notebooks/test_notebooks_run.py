@@ -74,7 +74,8 @@ def test_backtest_report_writes_what_a_direct_backtest_gives(small_export, tmp_p
         assert f"<th>{t.name}</th>" in table
 
 
-def test_tune_triggers_simulates_sweeps_and_writes_the_threshold_back(tmp_path):
+def test_tune_triggers_simulates_sweeps_and_writes_the_threshold_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel's temp folders (simulated swaps, backtest)
     written = tmp_path / "tuned.toml"
     nb = execute("tune_triggers", tmp_path, SWAPS="", SIM_MINUTES=2.0, SEED=7, CHOSEN=16, WRITE_TO=str(written),
                  SWEEP_TRIGGER="buyer_burst", SWEEP_FEATURE="unique_buyers_60s")
@@ -97,3 +98,4 @@ def test_tune_triggers_simulates_sweeps_and_writes_the_threshold_back(tmp_path):
     assert len(changed) == 2, changed  # the version line and the when line; comments and layout kept
     m = re.search(r"(\d+) alerts over these swaps \(was (\d+) at 12\)", stdout)
     assert m and int(m.group(1)) <= int(m.group(2))  # a stricter threshold never fires more
+    assert list(tmp_path.glob("pocketwatcher-sim-*/export/swaps/*.parquet"))
