@@ -1,6 +1,7 @@
 """A Yellowstone (Geyser) gRPC client for ``capture`` and the live runner's ingest.
 
-asyncio (``grpc.aio``), like the rest of the runner's I/O. One ``Subscription`` is one
+An asyncio API, like the rest of the runner's I/O (the stream itself is read by a
+thread, see :class:`Subscription`; unary calls use ``grpc.aio``). One ``Subscription`` is one
 stream: iterate it for updates; it answers server pings, sends its own keepalive pings
 (some proxies drop a quiet client→server half), and ``update()`` swaps the filters in
 place. A stream on which the server has said nothing (not even its 10 s pings) for
@@ -18,8 +19,11 @@ only (providers sometimes put keys in the path) and the x-token never appears.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
+import queue
 import random
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
@@ -124,132 +128,174 @@ def _explain_status(code: grpc.StatusCode, details: str | None, display: str, ha
     return GeyserError(msg, code=code, retryable=code in _RETRYABLE)
 
 
+class _End:
+    """The reader thread's last item: the stream ended (``error`` None) or failed."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: GeyserError | None = None) -> None:
+        self.error = error
+
+
 class Subscription:
-    """One open ``Subscribe`` stream. ``async for update in sub`` (or ``raw=True``: (update, bytes))."""
+    """One open ``Subscribe`` stream. ``async for update in sub`` (or ``raw=True``: (update, bytes)).
+
+    The stream is read by a thread on a synchronous gRPC channel, which hands updates to
+    the event loop through a bounded queue: grpc.aio costs about twice the CPU per message
+    (an event-loop round trip each), and at thousands of updates a second that is the
+    runner's largest fixed cost. The thread blocks when ``max_buffered`` updates wait,
+    so a slow consumer slows the server through gRPC flow control instead of growing
+    memory. Requests (the subscription, filter updates, pings) go out through a queue
+    that the channel consumes on its own thread.
+    """
 
     def __init__(self, client: GeyserClient, request: pb.SubscribeRequest, *, raw: bool,
-                 keepalive_updates: bool) -> None:
+                 keepalive_updates: bool, max_buffered: int = 10_000) -> None:
         self._client, self._request = client, request
         self._raw, self._keepalive_updates = raw, keepalive_updates
+        self._max = max_buffered
+        self._requests: queue.Queue = queue.Queue()
+        self._items: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self._waiter: asyncio.Future | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._call = None
-        self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task] = []
-        self._ping_ids = itertools.count(1)
-        self._waiting_since: float | None = None  # set while blocked reading from the server
+        self._closed = False
         self._stalled = False
-        self._ping_due = False
+        self._ping_ids = itertools.count(1)
+        self._last_rx = time.monotonic()  # last message of any kind from the server
         self.last_slot: int | None = None
 
-    async def _open(self) -> None:
+    # -- requests (consumed by gRPC's own thread) ----------------------------------------
+    def _request_stream(self):
+        yield self._request
         c = self._client
-        self._call = c._get_channel().stream_stream(
-            "/geyser.Geyser/Subscribe", request_serializer=pb.SubscribeRequest.SerializeToString,
-            response_deserializer=None)(metadata=c._metadata)
-        # Wait for the response headers first, as Yellowstone's own clients do. A server
-        # that rejects the call (x-token) has then already finished it, and we report its
-        # status instead of racing a write against it (grpc.aio turns a write that loses
-        # that race into a bare INTERNAL error).
-        await self._call.initial_metadata()
-        if self._call.done():
-            code = await self._call.code()
-            if code != grpc.StatusCode.OK:
-                raise _explain_status(code, await self._call.details(), c.display, c.x_token is not None)
-            return
-        await self._write(self._request)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._keepalive()))
-
-    async def _write(self, request: pb.SubscribeRequest) -> None:
-        async with self._lock:
-            await self._call.write(request)
+        next_ping = time.monotonic() + c.ping_interval
+        while True:
+            try:
+                req = self._requests.get(timeout=max(0.0, next_ping - time.monotonic()))
+            except queue.Empty:
+                next_ping = time.monotonic() + c.ping_interval
+                req = pb.SubscribeRequest(ping=pb.SubscribeRequestPing(id=next(self._ping_ids)))
+            if req is None:  # closed
+                return
+            yield req
 
     async def update(self, request: pb.SubscribeRequest) -> None:
         """Replace every filter of this stream (the server keeps its position)."""
-        if self._call is None:
+        if self._thread is None:
             self._request = request
         else:
-            await self._write(request)
+            self._requests.put(request)
 
     async def ping(self) -> None:
-        await self._write(pb.SubscribeRequest(ping=pb.SubscribeRequestPing(id=next(self._ping_ids))))
+        self._requests.put(pb.SubscribeRequest(ping=pb.SubscribeRequestPing(id=next(self._ping_ids))))
 
-    async def _keepalive(self) -> None:
-        """Answers server pings and sends our own, from one task, at most once a tick.
-
-        Answers are deferred to the next tick (<= 1 s) rather than written from the read
-        loop: a write racing a server that is finishing the stream (a replay that closes)
-        makes grpc.aio fail the whole call with INTERNAL, losing the updates still queued.
-        """
+    # -- the reader thread ---------------------------------------------------------------
+    def _read(self) -> None:
         c = self._client
-        step = min(c.ping_interval, 1.0)
-        next_ping = time.monotonic() + c.ping_interval
-        while True:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            since = self._waiting_since  # a slow consumer is not a stalled server
-            if c.idle_timeout and since is not None and now - since > c.idle_timeout:
-                self._stalled = True
-                self._call.cancel()
-                return
-            if self._ping_due or now >= next_ping:
-                self._ping_due = False
-                next_ping = now + c.ping_interval
-                if self._call.done():
+        end = _End()
+        try:
+            self._call = c._sync_channel().stream_stream(
+                "/geyser.Geyser/Subscribe", request_serializer=pb.SubscribeRequest.SerializeToString,
+                response_deserializer=None)(self._request_stream(), metadata=c._metadata)
+            from_string = pb.SubscribeUpdate.FromString
+            for data in self._call:
+                self._last_rx = time.monotonic()
+                update = from_string(data)
+                which = update.WhichOneof("update_oneof")
+                if which == "ping":  # answer at once: some providers drop clients that do not
+                    self._requests.put(pb.SubscribeRequest(ping=pb.SubscribeRequestPing(id=next(self._ping_ids))))
+                elif which != "pong":
+                    slot = getattr(update, which).slot if which else 0
+                    if slot and (self.last_slot is None or slot > self.last_slot):
+                        self.last_slot = slot
+                if which in ("ping", "pong") and not self._keepalive_updates:
+                    continue
+                if not self._push((update, data) if self._raw else update):
                     return
-                try:
-                    await self.ping()
-                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                    return  # the read side reports what happened
+        except grpc.RpcError as e:
+            if self._stalled:
+                end.error = GeyserError(f"{c.display} sent nothing for {c.idle_timeout:g} s (servers ping every "
+                                        "~10 s): the connection is stalled; reconnect", retryable=True)
+            elif not self._closed:
+                end.error = _explain_status(e.code(), e.details(), c.display, c.x_token is not None)
+        except Exception as e:  # noqa: BLE001 - handed to the consumer, never lost in a thread
+            end.error = GeyserError(f"{c.display}: reading the stream failed: {type(e).__name__}: {e}",
+                                    retryable=True)
+        finally:
+            self._requests.put(None)
+        self._push(end, force=True)
 
+    def _push(self, item, force: bool = False) -> bool:
+        with self._cond:
+            while len(self._items) >= self._max and not self._closed and not force:
+                self._cond.wait(0.5)
+            if self._closed and not force:
+                return False
+            self._items.append(item)
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_wake, waiter)
+        return True
+
+    # -- the consumer (event loop) ---------------------------------------------------------
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self):
-        c = self._client
-        if self._call is None:
-            try:
-                await self._open()
-            except grpc.aio.AioRpcError as e:
-                await self.close()
-                raise _explain(e, c.display, c.x_token is not None) from None
-            except GeyserError:
-                await self.close()
-                raise
-        while True:
-            self._waiting_since = time.monotonic()
-            try:
-                data = await self._call.read()
-            except grpc.aio.AioRpcError as e:
-                await self.close()
-                raise _explain(e, c.display, c.x_token is not None) from None
-            except asyncio.CancelledError:
-                if not self._stalled:
-                    raise
-                await self.close()
-                raise GeyserError(f"{c.display} sent nothing for {c.idle_timeout:g} s (servers ping every "
-                                  "~10 s): the connection is stalled; reconnect", retryable=True) from None
-            finally:
-                self._waiting_since = None
-            if data is grpc.aio.EOF:
-                await self.close()
+        if self._thread is None:
+            if self._closed:
                 raise StopAsyncIteration
-            update = pb.SubscribeUpdate.FromString(data)
-            which = update.WhichOneof("update_oneof")
-            if which == "ping":
-                self._ping_due = True
-            elif which != "pong":
-                slot = getattr(update, which).slot if which else 0
-                if slot and (self.last_slot is None or slot > self.last_slot):
-                    self.last_slot = slot
-            if which in ("ping", "pong") and not self._keepalive_updates:
+            self._loop = asyncio.get_running_loop()
+            self._last_rx = time.monotonic()
+            self._thread = threading.Thread(target=self._read, name="geyser-reader", daemon=True)
+            self._thread.start()
+        c = self._client
+        while True:
+            with self._cond:
+                if self._items:
+                    item = self._items.popleft()
+                    if len(self._items) == self._max - 1:
+                        self._cond.notify()
+                else:
+                    item = None
+                    self._waiter = waiter = self._loop.create_future()
+            if item is None:
+                timeout = None
+                if c.idle_timeout:
+                    timeout = max(0.05, c.idle_timeout - (time.monotonic() - self._last_rx))
+                try:
+                    await asyncio.wait_for(waiter, timeout)
+                except TimeoutError:
+                    if c.idle_timeout and time.monotonic() - self._last_rx >= c.idle_timeout:
+                        self._stalled = True  # the server said nothing at all, not even a ping
+                        if self._call is not None:
+                            self._call.cancel()
                 continue
-            return (update, data) if self._raw else update
+            if isinstance(item, _End):
+                await self.close()
+                if item.error is not None:
+                    raise item.error
+                raise StopAsyncIteration
+            return item
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        self._tasks.clear()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._requests.put(None)
         if self._call is not None:
             self._call.cancel()
+
+
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class GeyserClient:
@@ -266,6 +312,16 @@ class GeyserClient:
         self._options = [("grpc.max_receive_message_length", max_message_bytes),
                          ("grpc.max_send_message_length", max_message_bytes)]
         self._channel: grpc.aio.Channel | None = None
+        self._sync: grpc.Channel | None = None
+
+    def _sync_channel(self) -> grpc.Channel:
+        """The channel streams are read on (by a thread; see :class:`Subscription`)."""
+        if self._sync is None:
+            if self.tls:
+                self._sync = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(), options=self._options)
+            else:
+                self._sync = grpc.insecure_channel(self.target, options=self._options)
+        return self._sync
 
     def _get_channel(self) -> grpc.aio.Channel:
         if self._channel is None:
@@ -310,6 +366,9 @@ class GeyserClient:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
 
     async def __aenter__(self) -> GeyserClient:
         return self
