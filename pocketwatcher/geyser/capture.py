@@ -34,6 +34,7 @@ MAGIC = b"PWCAP\x00"
 VERSION = 1
 COMP_NONE, COMP_ZSTD = 0, 1
 _HEADER = struct.Struct("<6sBBI")
+_LEN = tuple(_varint(n) for n in range(1 << 14))  # record lengths below 16 KiB: one lookup
 
 
 class CaptureError(ValueError):
@@ -59,6 +60,21 @@ class CaptureWriter:
         self._z.write(_varint(len(data)))
         self._z.write(data)
         self.count += 1
+
+    def write_many(self, records: list[bytes]) -> None:
+        """Append serialized updates: the same bytes as ``write`` on each, in one compressor call.
+
+        zstd buffers its input up to a block, so how the stream is cut into calls does not
+        change the compressed bytes; one call per batch saves the per-record overhead.
+        """
+        parts: list[bytes] = []
+        short = _LEN
+        for data in records:
+            n = len(data)
+            parts.append(short[n] if n < 16384 else _varint(n))
+            parts.append(data)
+        self._z.write(b"".join(parts))
+        self.count += len(records)
 
     def flush(self) -> None:
         """Make everything written so far readable (ends a zstd block, not the frame)."""

@@ -37,10 +37,12 @@ def unb58(s: str) -> bytes:
 class Account:
     """One account: its key and current lamports / token amount, with cached wire pieces.
 
-    ``kf`` is the ``Message.account_keys`` field. ``lamv`` (varint of ``lam``) and, for token
-    accounts, ``tbm`` (the ``TokenBalance`` body after ``account_index``) are caches that hot
-    code invalidates by setting them to None after changing ``lam`` / ``tok``; :meth:`lv`
-    and :meth:`tb` rebuild them when a transaction is encoded.
+    ``kf`` is the ``Message.account_keys`` field. ``lamv`` is the varint of ``lam``, kept in
+    step by :meth:`set_lam` / :meth:`add_lam` (the only ways to change ``lam``), so that a
+    shape packs a transaction's balances without a Python loop. For token accounts, ``tbm``
+    (the ``TokenBalance`` body after ``account_index``) is a cache that hot code invalidates
+    by setting it to None after changing ``tok``; :meth:`tb` rebuilds it when a transaction
+    is encoded.
     """
 
     __slots__ = ("pk", "_b58", "kf", "lam", "lamv", "tok", "tbm", "_tb_head", "_tb_tail", "decimals", "fixed")
@@ -49,8 +51,10 @@ class Account:
         self.pk = pk
         self._b58 = None
         self.kf = b"\x12\x20" + pk
-        self.lam = lam
-        self.lamv = None
+        self.lam = 0
+        self.lamv = b"\x00"
+        if lam:
+            self.set_lam(lam)
         self.tok = 0
         self.tbm = None
         self._tb_head = self._tb_tail = b""
@@ -64,12 +68,6 @@ class Account:
             s = self._b58 = b58(self.pk)
         return s
 
-    def lv(self) -> bytes:
-        if self.lam < 0:
-            raise ValueError(f"{self.b58}: lamports went negative ({self.lam})")
-        v = self.lamv = varint(self.lam)
-        return v
-
     def tb(self) -> bytes:
         if self.tok < 0:
             raise ValueError(f"{self.b58}: token amount went negative ({self.tok})")
@@ -78,12 +76,17 @@ class Account:
         return v
 
     def set_lam(self, lam: int) -> None:
+        if lam < 0:
+            raise ValueError(f"{self.b58}: lamports went negative ({lam})")
         self.lam = lam
-        self.lamv = None
+        self.lamv = varint(lam)
 
     def add_lam(self, d: int) -> None:
-        self.lam += d
-        self.lamv = None
+        lam = self.lam + d
+        if lam < 0:
+            raise ValueError(f"{self.b58}: lamports went negative ({lam})")
+        self.lam = lam
+        self.lamv = varint(lam)
 
     def make_token(self, mint: Account, owner: Account, program: str, decimals: int) -> Account:
         """Turn this account into a token account of ``mint`` owned by ``owner``."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from .accounts import SPL_RENT, T22_RENT, TOKEN, TOKEN22, Account, derived, known_accounts, unb58
 from .shape import Ix, Shape, Spec, V
-from .wire import created_at_field, custom_error, ld, varint
+from .wire import created_at_field, ld, varint
 
 FEE_PER_SIGNATURE = 5_000
 TOKEN_PK = unb58(TOKEN)
@@ -131,25 +131,22 @@ class Encoder:
         self.blockhash_f = b"\x1a\x20" + blockhash
         self.created_at_f = created_at_field(created_at)
 
-    def signature(self) -> bytes:
-        """64 deterministic pseudo-random bytes (drawn in blocks: one ``randbytes`` per 1,024)."""
+    def finish(self, sh: Shape, full: list[Account], pre: tuple, vals: dict, fee: int) -> bytes:
+        """Encode the transaction and queue its bytes; returns its 64-byte signature.
+
+        Signatures are deterministic pseudo-random bytes, drawn in blocks of 1,024.
+        """
         i = self._sig_i
         if i >= len(self._sig_buf):
             self._sig_buf = self._sig.randbytes(64 * 1024)
             i = 0
         self._sig_i = i + 64
-        return self._sig_buf[i:i + 64]
-
-    def finish(self, sh: Shape, full: list[Account], pre: tuple, vals: dict, fee: int) -> bytes:
-        """Encode the transaction and queue its bytes; returns its 64-byte signature."""
-        sig = self.signature()
-        err = None
+        sig = self._sig_buf[i:i + 64]
         if sh.fail_at is not None:
-            err = custom_error(sh.fail_at, sh.fail_code)
             self.failed += 1
         if self._slot_f[0] != self.slot:
             self._slot_f = (self.slot, b"\x10" + varint(self.slot))
-        self.out.append(sh.encode(full, pre, vals, sig, fee, err, self._slot_f[1], self.index, self.blockhash_f,
+        self.out.append(sh.encode(full, pre, vals, sig, fee, self._slot_f[1], self.index, self.blockhash_f,
                                   self.filters, self.created_at_f))
         self.transactions += 1
         self.versioned += sh.versioned

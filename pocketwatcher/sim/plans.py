@@ -9,6 +9,7 @@ C-level loop) and ``join`` it.
 
 from __future__ import annotations
 
+from itertools import groupby
 from operator import itemgetter
 
 from .accounts import Account
@@ -18,11 +19,11 @@ from .wire import _V, varint
 def merge(segs: list) -> list:
     """Join runs of constant byte chunks so that encoding touches as few pieces as possible."""
     out: list = []
-    for s in segs:
-        if s.__class__ is bytes and out and out[-1].__class__ is bytes:
-            out[-1] += s
+    for cls, run in groupby(segs, type):
+        if cls is bytes:
+            out.append(b"".join(run))
         else:
-            out.append(s)
+            out += run
     return out
 
 
@@ -57,21 +58,18 @@ def size(plan: list, vals: dict) -> int:
 
 def template(items: list) -> tuple[list, list]:
     """(template, variables): constants in the even slots, ``None`` for the odd ones."""
-    tmpl: list = [b""]
+    tmpl: list = []
     names: list = []
-    for x in items:
-        if x.__class__ is bytes:
-            if len(tmpl) % 2:
-                tmpl[-1] += x
-            else:
-                tmpl.append(x)
-        else:
-            if not len(tmpl) % 2:
-                tmpl.append(b"")
-            tmpl.append(None)
+    const = b""
+    for cls, run in groupby(items, type):
+        if cls is bytes:
+            const = b"".join(run)
+            continue
+        for x in run:
+            tmpl += (const, None)
             names.append(x)
-    if not len(tmpl) % 2:
-        tmpl.append(b"")
+            const = b""
+    tmpl.append(const)
     return tmpl, names
 
 
@@ -101,11 +99,11 @@ def joiner(plan: list):
     return join_vals
 
 
-def tokens(tag: bytes, entries: list, full: list[Account]) -> bytes:
+def tokens(tag: bytes, entries: list, full) -> bytes:
     """Pre (``tag`` 0x3a) or post (0x42) ``TokenBalance`` fields; entries = (key index, index field)."""
     parts = []
     for i, head in entries:
         a = full[i]
         body = head + (a.tbm or a.tb())
-        parts.append(tag + _V[len(body)] + body)
+        parts += (tag, _V[len(body)], body)
     return b"".join(parts)

@@ -155,8 +155,7 @@ class PumpTx:
         fee = 5_000 + -(-cu_limit * cu_price // 1_000_000)
         args = _qq(q.tokens, max_sol)
         if fail:
-            user.lam -= fee
-            user.lamv = None
+            user.add_lam(-fee)
             vals = {"cup": _price(3, cu_price), "ix": BUY + args + b"\x01"}
             if bot:
                 vals["botix"] = BOT_SWAP + args
@@ -178,8 +177,7 @@ class PumpTx:
         if ata_new:
             vals["ata_init"] = b"\x12" + user.pk
             cost += T22_RENT
-            au.lam = T22_RENT
-            au.lamv = None
+            au.set_lam(T22_RENT)
         if uva_new:
             cost += UVA_RENT
             w.uva.add_lam(UVA_RENT)
@@ -188,8 +186,7 @@ class PumpTx:
             cost += tip[1]
             tip[0].add_lam(tip[1])
             vals["t_tip"] = _sys(2, tip[1])
-        user.lam -= cost
-        user.lamv = None
+        user.add_lam(-cost)
         if au.tok == 0:
             tok.holders.append(w)
         au.tok += q.tokens
@@ -198,8 +195,7 @@ class PumpTx:
         abc.tok -= q.tokens
         abc.tbm = None
         bc = tok.bc
-        bc.lam += sol
-        bc.lamv = None
+        bc.add_lam(sol)
         e = self._fees_and_event(w, tok, q, user, ts, c, sol, cfee, pfee, half, True)
         vals["ev"] = EVENT_TAG + e
         vals["log_ev"] = b"Program data: " + _b64(e)
@@ -212,13 +208,10 @@ class PumpTx:
     def _fees_and_event(self, w, tok, q, user, ts, c, sol, cfee, pfee, half, is_buy) -> bytes:
         """Credit the creator vault and the two fee recipients, then the TradeEvent payload."""
         cv = tok.cv
-        cv.lam += cfee
-        cv.lamv = None
+        cv.add_lam(cfee)
         fa, fb = self.fee_a, self.fee_b
-        fa.lam += half
-        fa.lamv = None
-        fb.lam += pfee - half
-        fb.lamv = None
+        fa.add_lam(half)
+        fb.add_lam(pfee - half)
         w.volume += sol
         return ev.trade_event(tok.mint.pk, sol, q.tokens, is_buy, user.pk, ts, c.virtual_sol, c.virtual_token,
                               c.real_sol, c.real_token, fa.pk, FEE_BPS, pfee, tok.dev.acct.pk,
@@ -254,8 +247,7 @@ class PumpTx:
         if bot:
             vals["botix"] = BOT_SWAP + args
         if fail:
-            user.lam -= fee
-            user.lamv = None
+            user.add_lam(-fee)
             return enc.finish(sh, full, pre, vals, fee), sh.swap_path
         c = tok.curve
         mcap = c.virtual_sol * c.supply // c.virtual_token
@@ -267,16 +259,14 @@ class PumpTx:
             gain -= tip[1]
             tip[0].add_lam(tip[1])
             vals["t_tip"] = _sys(2, tip[1])
-        user.lam += gain
-        user.lamv = None
+        user.add_lam(gain)
         au.tok -= q.tokens
         au.tbm = None
         abc = tok.abc
         abc.tok += q.tokens
         abc.tbm = None
         bc = tok.bc
-        bc.lam -= sol
-        bc.lamv = None
+        bc.add_lam(-sol)
         e = self._fees_and_event(w, tok, q, user, ts, c, sol, cfee, pfee, half, False)
         vals["getfees"] = GET_FEES + b"\x01" + _qq(mcap, 0) + _Z32
         vals["xfer"] = _checked(12, q.tokens, 6)

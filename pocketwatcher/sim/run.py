@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from queue import Queue
 
 from ..geyser.capture import CaptureWriter
 from .config import DEFAULT_LAUNCHES_PER_MINUTE, SimConfig
@@ -35,21 +37,27 @@ def simulate(minutes: float, seed: int, out_dir: Path, *,
             "start_slot": cfg.start_slot, "start_unix": cfg.start_unix}
     path = out_dir / CAPTURE_NAME
     t0 = time.perf_counter()
-    updates = 0
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of short-lived bytes, no garbage cycles worth a collection pass
     try:
         with CaptureWriter(path, meta, level=level) as cap:
-            write = cap.write
-            bar = _Progress(m, minutes) if progress else None
-            for out in m.run():
-                for u in out:
-                    write(u)
-                updates += len(out)
-                if bar is not None and m.slots % 50 == 0:
-                    bar.update()
-            if bar is not None:
-                bar.close()
+            sink = _Sink(cap)
+            try:
+                bar = _Progress(m, minutes) if progress else None
+                batch: list[bytes] = []
+                for out in m.run():
+                    batch += out
+                    if len(batch) >= _BATCH:
+                        sink.put(batch)
+                        batch = []
+                    if bar is not None and m.slots % 50 == 0:
+                        bar.update()
+                sink.put(batch)
+                if bar is not None:
+                    bar.close()
+            finally:
+                sink.close()
+            updates = cap.count
     finally:
         if gc_was_on:
             gc.enable()
@@ -83,6 +91,47 @@ def _summary(m: Market, minutes: float, seed: int, updates: int, size: int) -> d
         "updates": updates, "capture_bytes": size, "mb": round(size / 1e6, 3),
         "shapes": enc.shapes,
     }
+
+
+_BATCH = 256  # updates per hand-over to the compressing thread
+
+
+class _Sink:
+    """Compresses and writes the capture on a second thread while the market runs.
+
+    zstd and the file write release the GIL, so on two cores the compression costs the
+    simulation next to nothing; the stream (and so the file) is the same as written inline.
+    """
+
+    def __init__(self, cap: CaptureWriter) -> None:
+        self._cap = cap
+        self._q: Queue = Queue(maxsize=64)  # bounds the memory held by a slow disk
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._work, name="pwcap-writer", daemon=True)
+        self._t.start()
+
+    def _work(self) -> None:
+        q, write = self._q, self._cap.write_many
+        while (batch := q.get()) is not None:
+            if self._error is None:
+                try:
+                    write(batch)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the simulating thread
+                    self._error = e
+
+    def put(self, batch: list[bytes]) -> None:
+        if self._error is not None:
+            raise self._error
+        if batch:
+            self._q.put(batch)
+
+    def close(self) -> None:
+        """Wait for everything queued to be written; re-raise a failure of the writer thread."""
+        if self._t.is_alive():
+            self._q.put(None)
+            self._t.join()
+        if self._error is not None:
+            raise self._error
 
 
 class _Progress:

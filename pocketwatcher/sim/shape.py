@@ -24,7 +24,7 @@ from operator import itemgetter
 
 from . import plans
 from .accounts import Account
-from .wire import _V, ld, varint
+from .wire import _V, custom_error, ld, varint
 
 NATIVE = {"@cb", "@system"}  # builtins log no "consumed" line
 
@@ -240,23 +240,24 @@ class Shape:
         Balances are packed through a template (:func:`plans.template`): runs of
         accounts whose lamports never change are baked in as constants.
         """
-        self._var_pos = [(i, r) for i, r in enumerate(self.keys) if not r.startswith("@")]
-        writable = self.spec.writable | set(self.spec.signers[:1])
-        items = [a.lamv or a.lv() if a is not None and a.fixed else i for i, a in enumerate(self._full)]
+        roles = [r for r in self.keys if not r.startswith("@")]
+        consts = [a for a in self._full if a is not None]
+        # key order as positions in consts + (the roles' accounts, in ``roles`` order)
+        where = {id(a): k for k, a in enumerate(consts)}
+        perm = [where[id(a)] if a is not None else len(consts) + roles.index(r) for a, r in zip(self._full, self.keys)]
+        self._consts = tuple(consts)
+        self._role_get = _getter(roles)
+        self._perm = _getter(perm)
+        items = [a.lamv if a is not None and a.fixed else i for i, a in enumerate(self._full)]
         tmpl, idxs = plans.template(items)
-        # (template slot, key index) of the accounts a transaction may change
-        self._bal_w = [(2 * k + 1, i) for k, i in enumerate(idxs) if self.keys[i] in writable]
         self._bal_tmpl = tmpl
-        self._bal_get = itemgetter(*idxs) if len(idxs) > 1 else (lambda f, i=idxs[0]: (f[i],))
+        self._bal_get = _getter(idxs)
         self._pre_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._pre_tok]
         self._post_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._post_tok]
 
-    def accounts(self, accs: dict) -> list[Account]:
+    def accounts(self, accs: dict) -> tuple[Account, ...]:
         """The transaction's accounts in key order (constants plus ``accs[role]``)."""
-        full = self._full[:]
-        for i, r in self._var_pos:
-            full[i] = accs[r]
-        return full
+        return self._perm(self._consts + self._role_get(accs))
 
     def snapshot(self, full: list[Account]) -> tuple[bytes, bytes]:
         """Pre-transaction lamports (packed) and token balances; call before changing state."""
@@ -264,50 +265,47 @@ class Shape:
 
     def _balances(self, full: list[Account]) -> bytes:
         t = self._bal_tmpl
-        t[1::2] = [a.lamv or a.lv() for a in self._bal_get(full)]
-        return b"".join(t)
-
-    def _post_balances(self, full: list[Account]) -> bytes:
-        """Only writable accounts can have changed since :meth:`snapshot` filled the template."""
-        t = self._bal_tmpl
-        for j, i in self._bal_w:
-            a = full[i]
-            t[j] = a.lamv or a.lv()
+        t[1::2] = [a.lamv for a in self._bal_get(full)]
         return b"".join(t)
 
     def encode(self, full: list[Account], pre: tuple[bytes, bytes], vals: dict, sig: bytes, fee: int,
-               err: bytes | None, slot: bytes, index: int, blockhash_f: bytes, filters: bytes,
-               created_at: bytes) -> bytes:
-        """The ``SubscribeUpdate`` bytes; ``slot`` and ``created_at`` are their encoded fields."""
-        fz = self._fz or self._freeze(vals)
-        keys_join, ix_join, ix_len, body_join, body_len, msg_head, tx_head = fz
-        ixs = ix_join(vals, full)
-        body = body_join(vals, full)
-        if len(ixs) != ix_len or len(body) != body_len:
-            raise ValueError(f"shape {self.spec.swap_path}: a per-transaction value changed length")
-        keys = keys_join(vals, full)
-        post_bal = self._post_balances(full)
-        pre_bal, pre_tok = pre
-        meta = b"".join((
-            b"\x0a" + _V[len(err) + 2] + b"\x0a" + _V[len(err)] + err if err is not None else b"",
-            b"\x10", varint(fee), b"\x1a", _V[len(pre_bal)], pre_bal, b"\x22", _V[len(post_bal)], post_bal,
-            body, pre_tok, plans.tokens(b"\x42", self._post_tb, full), self._meta_tail,
-        ))
-        sigf = b"\x0a\x40" + sig
-        n = len(meta)
-        info = b"".join((sigf, tx_head, sigf, msg_head, keys, blockhash_f, ixs, self._msg_tail, b"\x22",
-                         _V[n] if n < 16384 else varint(n), meta, b"\x28" + varint(index) if index else b""))
-        n = len(info)
-        sut = b"".join((b"\x0a", _V[n] if n < 16384 else varint(n), info, slot))
-        n = len(sut)
-        return b"".join((filters, b"\x22", _V[n] if n < 16384 else varint(n), sut, created_at))
+               slot: bytes, index: int, blockhash_f: bytes, filters: bytes, created_at: bytes) -> bytes:
+        """The ``SubscribeUpdate`` bytes; ``slot`` and ``created_at`` are their encoded fields.
 
-    def _freeze(self, vals: dict) -> tuple:
-        """Turn the segment lists into flat plans, using this transaction's value lengths.
+        One join over the shape's whole-update template (:meth:`_freeze`): only the lengths
+        of the meta, transaction info and update wrap the variable-length balances and fee.
+        """
+        fz = self._fz or self._freeze(vals, filters)
+        t, key_get, ix_get, body_get, meta_k, info_k, head_n = fz
+        pre_bal, pre_tok = pre
+        post_bal = self._balances(full)
+        post_tok = plans.tokens(b"\x42", self._post_tb, full)
+        fee_v = varint(fee)
+        pn = _V[len(pre_bal)]
+        qn = _V[len(post_bal)]
+        n = meta_k + len(fee_v) + len(pn) + len(pre_bal) + len(qn) + len(post_bal) + len(pre_tok) + len(post_tok)
+        meta_n = _V[n] if n < 16384 else varint(n)
+        index_f = b"\x28" + varint(index) if index else b""
+        n += info_k + len(meta_n) + len(index_f)
+        info_n = _V[n] if n < 16384 else varint(n)
+        n += 1 + len(info_n) + len(slot)
+        sut_n = _V[n] if n < 16384 else varint(n)
+        t[1::2] = [sut_n, info_n, sig, sig, *[a.kf for a in key_get(full)], blockhash_f, *ix_get(vals), meta_n, fee_v,
+                   pn, pre_bal, qn, post_bal, *body_get(vals), pre_tok, post_tok, index_f, slot, created_at]
+        out = b"".join(t)
+        if len(out) != head_n + len(sut_n) + n + len(created_at):
+            raise ValueError(f"shape {self.spec.swap_path}: a per-transaction value changed length")
+        return out
+
+    def _freeze(self, vals: dict, filters: bytes) -> tuple:
+        """Compile the whole-update template, using this transaction's value lengths.
 
         Every per-transaction value of a shape has a fixed length (amounts are fixed-width
         integers, events fixed layouts), so every length prefix around them is a constant:
-        encoding then is a few ``join`` calls. ``encode`` checks the lengths still add up.
+        only the balances, token balances, fee and index vary in length. The template holds
+        the constant chunks in its even slots and the per-transaction pieces, in wire order,
+        in its odd ones; ``encode`` fills them with one slice assignment and joins once, and
+        checks that the total length still adds up.
         """
 
         def flat(segs: list) -> list:
@@ -323,13 +321,46 @@ class Shape:
         body_plan = plans.merge(body_plan + flat(self._log_segs))
         keys_plan = flat(self._static_segs)
         ix_plan = flat(self._ix_segs)
-        ix_len = size(ix_plan)
-        msg_len = size(keys_plan) + 34 + ix_len + len(self._msg_tail)
+        msg_len = size(keys_plan) + 34 + size(ix_plan) + len(self._msg_tail)
         msg_head = b"\x12" + varint(msg_len)
         tx_head = b"\x1a" + varint(66 + len(msg_head) + msg_len)
-        self._fz = (plans.joiner(keys_plan), plans.joiner(ix_plan), ix_len, plans.joiner(body_plan),
-                    size(body_plan), msg_head, tx_head)
+        if self.fail_at is None:
+            err_f = b""
+        else:
+            err = custom_error(self.fail_at, self.fail_code)
+            err_f = b"\x0a" + _V[len(err) + 2] + b"\x0a" + _V[len(err)] + err
+        m = _Mark
+        items = [filters + b"\x22", m.SUT, b"\x0a", m.INFO, b"\x0a\x40", m.SIG, tx_head + b"\x0a\x40", m.SIG,
+                 msg_head, *keys_plan, m.BH, *ix_plan, self._msg_tail + b"\x22", m.META, err_f + b"\x10", m.FEE,
+                 b"\x1a", m.PN, m.PRE, b"\x22", m.QN, m.POST, *body_plan, m.PRE_TOK, m.POST_TOK, self._meta_tail,
+                 m.INDEX, m.SLOT, m.CREATED]
+        tmpl, slots = plans.template(items)
+        keys = [x for x in slots if x.__class__ is int]
+        ix_names = [x for x in ix_plan if x.__class__ is str]
+        body_names = [x for x in body_plan if x.__class__ is str]
+        meta_k = len(err_f) + 3 + size(body_plan) + len(self._meta_tail)
+        info_k = 66 + len(tx_head) + 66 + len(msg_head) + msg_len + 1  # up to the meta's tag
+        self._fz = (tmpl, _getter(keys), _getter(ix_names), _getter(body_names), meta_k, info_k, len(filters) + 1)
         return self._fz
+
+
+class _Mark:
+    """Markers of the per-transaction pieces in a whole-update template (see ``Shape._freeze``)."""
+
+    SUT, INFO, SIG, BH, META, FEE, PN, PRE, QN, POST, PRE_TOK, POST_TOK, INDEX, SLOT, CREATED = (
+        object() for _ in range(15))
+
+
+
+
+def _getter(names: list):
+    """``itemgetter`` that always returns a tuple (also for zero or one name)."""
+    if not names:
+        return lambda _: ()
+    if len(names) == 1:
+        n = names[0]
+        return lambda d: (d[n],)
+    return itemgetter(*names)
 
 
 def _walk(ixs):

@@ -67,26 +67,26 @@ class Truth:
 
     @property
     def trades(self) -> dict[str, list]:
-        cols: dict[str, list] = {k: [] for k in TRADE_COLUMNS}
-        names = TRADE_COLUMNS
-        for row in self.trade_rows:
-            sig, ix, slot, index, bt, mint, w, side, tok, quote, prog = row
-            for k, v in zip(names, (sig_b58(sig), ix, slot, index, bt, mint.b58, w.acct.b58, w.actor.id, side, tok,
-                                    quote, prog), strict=True):
-                cols[k].append(v)
-        return cols
+        if not self.trade_rows:
+            return {k: [] for k in TRADE_COLUMNS}
+        sig, ix, slot, index, bt, mint, w, side, tok, quote, prog = zip(*self.trade_rows, strict=True)
+        return dict(zip(TRADE_COLUMNS, (
+            [sig_b58(s) for s in sig], list(ix), list(slot), list(index), list(bt), [a.b58 for a in mint],
+            [x.acct.b58 for x in w], [x.actor.id for x in w], list(side), list(tok), list(quote), list(prog),
+        ), strict=True))
 
     def fail(self, sig: bytes, slot: int, mint, w, side: str, program: str, error: int) -> None:
         self.failed_rows.append((sig, slot, mint, w, side, program, error))
 
     @property
     def failed(self) -> dict[str, list]:
-        cols: dict[str, list] = {k: [] for k in FAILED_COLUMNS}
-        for sig, slot, mint, w, side, program, error in self.failed_rows:
-            for k, v in zip(FAILED_COLUMNS, (sig_b58(sig), slot, mint.b58, w.acct.b58, w.actor.id, side, program,
-                                             error), strict=True):
-                cols[k].append(v)
-        return cols
+        if not self.failed_rows:
+            return {k: [] for k in FAILED_COLUMNS}
+        sig, slot, mint, w, side, program, error = zip(*self.failed_rows, strict=True)
+        return dict(zip(FAILED_COLUMNS, (
+            [sig_b58(s) for s in sig], list(slot), [a.b58 for a in mint], [x.acct.b58 for x in w],
+            [x.actor.id for x in w], list(side), list(program), list(error),
+        ), strict=True))
 
     def fund(self, slot: int, sig: bytes, src, dst, lamports: int) -> None:
         f = self.funding

@@ -28,8 +28,10 @@ def varint(n: int) -> bytes:
         return _VC[n & 16383] + _V[n >> 14]
     if n < 4_398_046_511_104:
         return _VC[n & 16383] + _VC[(n >> 14) & 16383] + _V[n >> 28]
-    parts = [_VC[n & 16383], _VC[(n >> 14) & 16383], _VC[(n >> 28) & 16383]]
-    n >>= 42
+    if n < 72_057_594_037_927_936:  # 2**56: lamports of every account but a whale's
+        return b"".join((_VC[n & 16383], _VC[(n >> 14) & 16383], _VC[(n >> 28) & 16383], _V[n >> 42]))
+    parts = [_VC[n & 16383], _VC[(n >> 14) & 16383], _VC[(n >> 28) & 16383], _VC[(n >> 42) & 16383]]
+    n >>= 56
     while n >= 16384:
         parts.append(_VC[n & 16383])
         n >>= 14
@@ -61,20 +63,18 @@ def ui_amount_string(amount: int, decimals: int) -> str:
 
 
 _POW = [10.0**d for d in range(20)]
+_P10 = [10**d for d in range(20)]
 
 
 def ui_token_amount(amount: int, decimals: int) -> bytes:
     """``UiTokenAmount`` body: ui_amount=1 (double), decimals=2, amount=3, ui_amount_string=4."""
-    a = str(amount)
-    if len(a) <= decimals:
-        p = "0" * (decimals + 1 - len(a)) + a
-    else:
-        p = a
-    frac = p[-decimals:].rstrip("0")
-    u = (p[:-decimals] + "." + frac if frac else p[:-decimals]).encode()
-    a = a.encode()
-    head = b"\x09" + _d(amount / _POW[decimals]) if amount else b""
-    return b"".join((head, b"\x10", _V[decimals], b"\x1a", _V[len(a)], a, b"\x22", _V[len(u)], u))
+    a = b"%d" % amount
+    if not amount:
+        return b"".join((b"\x10", _V[decimals], b"\x1a\x010\x22\x010"))
+    whole, frac = divmod(amount, _P10[decimals])
+    u = b"%d.%s" % (whole, (b"%0*d" % (decimals, frac)).rstrip(b"0")) if frac else b"%d" % whole
+    return b"".join((b"\x09", _d(amount / _POW[decimals]), b"\x10", _V[decimals], b"\x1a", _V[len(a)], a, b"\x22",
+                     _V[len(u)], u))
 
 
 # ---- TransactionError (bincode) ---------------------------------------------------------------
