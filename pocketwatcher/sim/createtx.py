@@ -47,7 +47,7 @@ class CreateTx:
         # the metadata strings are the only variable-length values: their lengths are part of the shape
         key = ("create", v0, q is not None, uva_new, tip is not None, cu_limit, len(tok.name.encode()),
                len(tok.symbol.encode()), len(tok.uri))
-        sh = enc.shape(key, self._create_spec, v0, q is not None, uva_new, tip, cu_limit)
+        sh = enc.shape(key, self._create_spec, v0, q is not None, uva_new, tip, cu_limit, structure=key[:-4])
         au = w.ata(tok)
         accs = {"user": w.acct, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
                 "uva": w.uva, "bcv2": tok.bcv2, "mstate": tok.mstate, "mvault": tok.mvault}

@@ -88,6 +88,8 @@ class Encoder:
         self.consts: dict[str, Account] = known_accounts()
         self.tables = {name: Account(derived(b"alt", name.encode()), 1_113_600) for name in TABLES}
         self._shapes: dict[tuple, Shape] = {}
+        self._structures: dict[tuple, Shape] = {}
+        self.share_structures = True  # False compiles every shape from scratch (tests compare the two)
         self._sig = random.Random(seed * 7919 + 17)
         self._sig_buf = b""
         self._sig_i = 0
@@ -109,15 +111,25 @@ class Encoder:
     def table_spec(self, *families: str) -> tuple:
         return tuple((self.tables[f], TABLES[f]) for f in families)
 
-    def shape(self, key: tuple, make: Callable[..., Spec], *args) -> Shape:
+    def shape(self, key: tuple, make: Callable[..., Spec], *args, structure: tuple | None = None) -> Shape:
         """The compiled shape for ``key``, built from ``make(*args)`` the first time.
 
         Builders pass the spec function and its arguments rather than a closure: a lambda
-        would turn every captured local of the (hot) builder into a cell variable.
+        would turn every captured local of the (hot) builder into a cell variable. Keys
+        that share a ``structure`` differ only in compute budget or value lengths: the
+        first is compiled, the others are its :meth:`Shape.variant`.
         """
         sh = self._shapes.get(key)
         if sh is None:
-            sh = self._shapes[key] = Shape(make(*args), self.consts)
+            spec = make(*args)
+            base = self._structures.get(structure) if structure is not None and self.share_structures else None
+            if base is None:
+                sh = Shape(spec, self.consts)
+                if structure is not None:
+                    self._structures[structure] = sh
+            else:
+                sh = base.variant(spec)
+            self._shapes[key] = sh
         return sh
 
     @property

@@ -73,7 +73,8 @@ class PumpSwapTx:
         ub_new = ub.lam == 0
         buy = s.is_buy
         key = ("pamm", buy, v0, fail, ub_new, bot, tip is not None, cu_limit, jitter)
-        sh = enc._shapes.get(key) or enc.shape(key, self._spec, buy, v0, fail, ub_new, bot, tip, cu_limit, jitter)
+        sh = enc._shapes.get(key) or enc.shape(key, self._spec, buy, v0, fail, ub_new, bot, tip, cu_limit, jitter,
+                                               structure=key[:-2])
         accs = {"user": w.acct, "mint": tok.mint, "pool": tok.pool, "ub": ub, "wq": w.wsol, "pb": tok.pb,
                 "pq": tok.pq, "ccv_ata": tok.ccv_ata, "ccv_auth": tok.ccv_auth, "puva": w.puva}
         if tip:

@@ -147,7 +147,7 @@ class PumpTx:
         completes = not fail and q.tokens == tok.curve.real_token
         key = ("buy", v0, fail, ata_new, uva_new, completes, bot, tip is not None, cu_limit, jitter)
         sh = enc._shapes.get(key) or enc.shape(key, self._buy_spec, v0, fail, ata_new, uva_new, completes, bot, tip,
-                                               cu_limit, jitter)
+                                               cu_limit, jitter, structure=key[:-2])
         user = w.acct
         full = sh.accounts({"user": user, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
                             "uva": w.uva, "bcv2": tok.bcv2, "tip": tip[0] if tip else None})
@@ -236,7 +236,8 @@ class PumpTx:
         v0, cu_limit, cu_price, jitter, bot = st
         au = w.ata(tok)
         key = ("sell", v0, fail, bot, tip is not None, cu_limit, jitter)
-        sh = enc._shapes.get(key) or enc.shape(key, self._sell_spec, v0, fail, bot, tip, cu_limit, jitter)
+        sh = enc._shapes.get(key) or enc.shape(key, self._sell_spec, v0, fail, bot, tip, cu_limit, jitter,
+                                               structure=key[:-2])
         user = w.acct
         full = sh.accounts({"user": user, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
                             "bcv2": tok.bcv2, "tip": tip[0] if tip else None})

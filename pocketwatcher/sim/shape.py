@@ -19,6 +19,7 @@ Logs are generated from the instruction tree (``invoke [n]``, ``consumed X of Y`
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -77,6 +78,20 @@ class Shape:
         self._full = [self._const(r) if r.startswith("@") else None for r in order]
         self._compile_message(spec)
         self._compile_meta(spec)
+        self._compile_budget(spec)
+
+    def variant(self, spec: Spec) -> Shape:
+        """This shape for ``spec``, which differs from its own spec only in compute budget.
+
+        Builders name variants whose compute-unit limit, instruction compute units or
+        metadata lengths differ: the key order, accounts, inner instructions and balances
+        are shared, the instructions (the limit is instruction data) and logs recompiled.
+        """
+        sh = copy.copy(self)
+        sh.spec = spec
+        sh.swap_path = spec.swap_path
+        sh._compile_budget(spec)
+        return sh
 
     # ---- key order ----------------------------------------------------------------------------
 
@@ -146,14 +161,6 @@ class Shape:
             self._full[i].kf if self._full[i] is not None else ("key", i)
             for i in range(self.nstatic)
         ])
-        ix_segs: list = []
-        for ix in spec.ixs:
-            prefix = _vf(b"\x08", self.index[ix.prog]) + _accs_field(self, ix.accs)
-            if isinstance(ix.data, V):
-                ix_segs.append(("ix", prefix, ix.data.name))
-            else:
-                ix_segs.append(ld(b"\x22", prefix + (ld(b"\x1a", ix.data) if ix.data else b"")))
-        self._ix_segs = plans.merge(ix_segs)
         tail = b"\x28\x01" if self.versioned else b""
         for table, widx, ridx in self.lookups:
             body = b"\x0a\x20" + table.pk + (ld(b"\x12", bytes(widx)) if widx else b"") + (
@@ -184,19 +191,29 @@ class Shape:
                     segs.append(ld(b"\x12", prefix + (ld(b"\x1a", c.data) if c.data else b"") + suffix))
             groups.append((_vf(b"\x08", i), plans.merge(segs)))
         self._groups = groups
-        log_segs, used = self._logs(spec, fail_at)
-        self.compute_units = used
-        self._log_segs = plans.merge(log_segs)
         n = len(self.keys)
         split = self.nstatic + sum(len(w) for _, w, _ in self.lookups)
         self._loaded = b"".join(b"\x62\x20" + self._full[i].pk for i in range(self.nstatic, split)) + b"".join(
             b"\x6a\x20" + self._full[i].pk for i in range(split, n))
-        self._cu_field = b"\x80\x01" + varint(used)
-        self._meta_tail = self._loaded + self._cu_field
-        self._fz = None
         self._pre_tok = [self.index[r] for r in spec.pre_tokens]
         self._post_tok = [self.index[r] for r in spec.post_tokens]
         self._compile_fill()
+
+    def _compile_budget(self, spec: Spec) -> None:
+        """The parts that depend on the compute budget: the instructions and the logs."""
+        ix_segs: list = []
+        for ix in spec.ixs:
+            prefix = _vf(b"\x08", self.index[ix.prog]) + _accs_field(self, ix.accs)
+            if isinstance(ix.data, V):
+                ix_segs.append(("ix", prefix, ix.data.name))
+            else:
+                ix_segs.append(ld(b"\x22", prefix + (ld(b"\x1a", ix.data) if ix.data else b"")))
+        self._ix_segs = plans.merge(ix_segs)
+        log_segs, used = self._logs(spec, self.fail_at)
+        self.compute_units = used
+        self._log_segs = plans.merge(log_segs)
+        self._meta_tail = self._loaded + b"\x80\x01" + varint(used)
+        self._fz = None
 
     def _logs(self, spec: Spec, fail_at: int | None) -> tuple[list, int]:
         out: list = []
@@ -211,20 +228,23 @@ class Shape:
 
     def _run(self, ix: Ix, h: int, budget: int, out: list, failing: bool = False) -> int:
         pid = self._const(ix.prog).b58
-        out.extend(_log(x) for x in ix.pre)
+        if ix.pre:
+            out += map(_log, ix.pre)
         out.append(_log(f"Program {pid} invoke [{h}]"))
-        out.extend(_log(x) for x in ix.logs)
+        if ix.logs:
+            out += map(_log, ix.logs)
         native = ix.prog in NATIVE
         used = ix.cu or (150 if native else 0)
         if failing:
             code, lines = ix.fail
-            out.extend(_log(x) for x in lines)
+            out += map(_log, lines)
             out.append(_log(f"Program {pid} consumed {used} of {budget} compute units"))
             out.append(_log(f"Program {pid} failed: custom program error: 0x{code:x}"))
             return used
         for c in ix.children:
             used += self._run(c, h + 1, budget - used, out)
-        out.extend(_log(x) for x in ix.post)
+        if ix.post:
+            out += map(_log, ix.post)
         if not native:
             out.append(_log(f"Program {pid} consumed {used} of {budget} compute units"))
         if ix.ret is not None:
@@ -245,7 +265,7 @@ class Shape:
         # key order as positions in consts + (the roles' accounts, in ``roles`` order)
         where = {id(a): k for k, a in enumerate(consts)}
         perm = [where[id(a)] if a is not None else len(consts) + roles.index(r) for a, r in zip(self._full, self.keys)]
-        self._consts = tuple(consts)
+        self._const_accts = tuple(consts)
         self._role_get = _getter(roles)
         self._perm = _getter(perm)
         items = [a.lamv if a is not None and a.fixed else i for i, a in enumerate(self._full)]
@@ -257,7 +277,7 @@ class Shape:
 
     def accounts(self, accs: dict) -> tuple[Account, ...]:
         """The transaction's accounts in key order (constants plus ``accs[role]``)."""
-        return self._perm(self._consts + self._role_get(accs))
+        return self._perm(self._const_accts + self._role_get(accs))
 
     def snapshot(self, full: list[Account]) -> tuple[bytes, bytes]:
         """Pre-transaction lamports (packed) and token balances; call before changing state."""
@@ -383,7 +403,15 @@ def _accs_field(shape: Shape, accs) -> bytes:
     return ld(b"\x12", bytes(shape.index[a] for a in accs)) if accs else b""
 
 
+_LOG_FIELDS: dict[str, bytes] = {}  # log line -> its encoded field; shapes repeat most lines
+
+
 def _log(x):
-    if isinstance(x, V):
+    if x.__class__ is V:
         return ("log", x.name)
-    return ld(b"\x32", x.encode())
+    f = _LOG_FIELDS.get(x)
+    if f is None:
+        if len(_LOG_FIELDS) > 65_536:
+            _LOG_FIELDS.clear()
+        f = _LOG_FIELDS[x] = ld(b"\x32", x.encode())
+    return f

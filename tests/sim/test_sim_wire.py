@@ -111,3 +111,18 @@ def test_accounts_baked_into_shapes_never_change():
         pass
     assert m.enc.transactions > 500
     assert {name: m.enc.consts[name].lam for name in fixed} == fixed
+
+
+def test_shape_variants_encode_as_shapes_compiled_from_scratch():
+    """Shapes that differ only in compute budget or value lengths share one compiled structure."""
+    from pocketwatcher.sim.config import SimConfig
+    from pocketwatcher.sim.market import Market
+
+    runs = []
+    for share in (True, False):
+        m = Market(SimConfig(launches_per_minute=40), 6, 1.5)
+        m.enc.share_structures = share
+        runs.append([u for out in m.run() for u in out])
+        if share:
+            assert len(m.enc._structures) < m.enc.shapes
+    assert runs[0] == runs[1]
