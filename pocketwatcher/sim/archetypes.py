@@ -156,7 +156,7 @@ class Life:
         if rng.random() >= ph.buy_p:
             w = self.seller()
             if w is not None:
-                frac = 1.0 if rng.random() < 0.4 else rng.uniform(0.2, 0.8)
+                frac = 1.0 if rng.random() < 0.4 else 0.2 + (0.8 - 0.2) * rng.random()  # rng.uniform(0.2, 0.8)
                 m.sell(w, tok, max(1, int(w.holding(tok) * frac)))
             return
         r = rng.random()
@@ -164,7 +164,7 @@ class Life:
             self.bot_flip(ph)
         elif r < ph.bot_p + ph.smart_p:
             w = m.agents.pick("smart_money", 6 * SOL)
-            if w is not None and m.buy(w, tok, int(rng.uniform(1.0, 6.0) * SOL)):
+            if w is not None and m.buy(w, tok, int((1.0 + (6.0 - 1.0) * rng.random()) * SOL)):
                 self.reserved.add(w)
                 m.at(m.now + rng.uniform(120, 1200), self.exit, w, rng.uniform(0.5, 1.0))
         else:
@@ -174,7 +174,7 @@ class Life:
     def bot_flip(self, ph: Phase) -> None:
         m, rng = self.m, self.m.rng
         w = m.agents.pick("bot", SOL)
-        if w is not None and m.buy(w, self.tok, int(rng.uniform(0.05, 0.6) * SOL)):
+        if w is not None and m.buy(w, self.tok, int((0.05 + (0.6 - 0.05) * rng.random()) * SOL)):
             self.reserved.add(w)
             m.at(m.now + rng.uniform(4, 90), self.exit, w, 1.0)
 

@@ -49,11 +49,8 @@ class CreateTx:
                len(tok.symbol.encode()), len(tok.uri))
         sh = enc.shape(key, self._create_spec, v0, q is not None, uva_new, tip, cu_limit, structure=key[:-4])
         au = w.ata(tok)
-        accs = {"user": w.acct, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
-                "uva": w.uva, "bcv2": tok.bcv2, "mstate": tok.mstate, "mvault": tok.mvault}
-        if tip:
-            accs["tip"] = tip[0]
-        full = sh.accounts(accs)
+        full = sh.accounts((w.acct, tok.mint, tok.bc, tok.abc, au, tok.cv, w.uva, tok.bcv2, tok.mstate, tok.mvault,
+                            tip[0] if tip else None))
         pre = sh.snapshot(full)
         fee = tx_fee(2, cu_limit, cu_price)
         user = w.acct
@@ -142,7 +139,8 @@ class CreateTx:
                     "@mayhem_vault", "mstate", "mvault"}
         post = ("abc", "au") if dev_buy else ("abc",)
         spec = Spec(("user", "mint"), frozenset(writable), ixs, cu_limit, (), post,
-                    self.enc.table_spec("pump") if v0 else None)
+                    self.enc.table_spec("pump") if v0 else None,
+                    roles=("user", "mint", "bc", "abc", "au", "cv", "uva", "bcv2", "mstate", "mvault", "tip"))
         return _with_path(spec, 4 if dev_buy else None, None)
 
 

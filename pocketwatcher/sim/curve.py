@@ -55,7 +55,7 @@ class Curve:
         if tokens <= 0:
             raise ValueError("nothing left to buy on this curve")
         sol = tokens * self.virtual_sol // (self.virtual_token - tokens) + 1
-        return Quote(tokens, sol, ceil_fee(sol, FEE_BPS), ceil_fee(sol, CREATOR_FEE_BPS))
+        return Quote(tokens, sol, -(-sol * FEE_BPS // 10_000), -(-sol * CREATOR_FEE_BPS // 10_000))  # ceil_fee
 
     def tokens_for_sol(self, spend: int) -> int:
         """Tokens a budget of ``spend`` lamports (fees included) buys, at most what is left."""
@@ -65,7 +65,7 @@ class Curve:
 
     def sell_quote(self, tokens: int) -> Quote:
         sol = tokens * self.virtual_sol // (self.virtual_token + tokens)
-        return Quote(tokens, sol, ceil_fee(sol, FEE_BPS), ceil_fee(sol, CREATOR_FEE_BPS))
+        return Quote(tokens, sol, -(-sol * FEE_BPS // 10_000), -(-sol * CREATOR_FEE_BPS // 10_000))  # ceil_fee
 
     def apply_buy(self, q: Quote) -> None:
         self.virtual_token -= q.tokens

@@ -10,7 +10,7 @@ with the 2025-10 fields; SellEvent with coin-creator fields).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import struct
 
 # Written out here, not imported from the parser, on purpose: the round-trip tests then
@@ -103,4 +103,4 @@ def cpi(event: bytes) -> bytes:
 
 def log(event: bytes) -> bytes:
     """The ``Program data:`` log line (UTF-8 bytes, as the shape encoder takes them)."""
-    return b"Program data: " + base64.b64encode(event)
+    return b"Program data: " + binascii.b2a_base64(event, newline=False)

@@ -75,11 +75,8 @@ class PumpSwapTx:
         key = ("pamm", buy, v0, fail, ub_new, bot, tip is not None, cu_limit, jitter)
         sh = enc._shapes.get(key) or enc.shape(key, self._spec, buy, v0, fail, ub_new, bot, tip, cu_limit, jitter,
                                                structure=key[:-2])
-        accs = {"user": w.acct, "mint": tok.mint, "pool": tok.pool, "ub": ub, "wq": w.wsol, "pb": tok.pb,
-                "pq": tok.pq, "ccv_ata": tok.ccv_ata, "ccv_auth": tok.ccv_auth, "puva": w.puva}
-        if tip:
-            accs["tip"] = tip[0]
-        full = sh.accounts(accs)
+        full = sh.accounts((w.acct, tok.mint, tok.pool, ub, w.wsol, tok.pb, tok.pq, tok.ccv_ata, tok.ccv_auth, w.puva,
+                            tip[0] if tip else None))
         pre = sh.snapshot(full)
         fee = _tx_fee(1, cu_limit, cu_price)
         user = w.acct
@@ -171,7 +168,8 @@ class PumpSwapTx:
         post = toks if fail else ("pb", "pq", "@pamm_fee_ata", "ccv_ata", "ub")
         writable = {"user", "wq", "ub", "pool", "pb", "pq", "@pamm_fee_ata", "ccv_ata", "ccv_auth", "puva", "tip"}
         spec = Spec(("user",), frozenset(writable), ixs, cu_limit, toks, post,
-                    self.enc.table_spec("pumpswap") if v0 else None)
+                    self.enc.table_spec("pumpswap") if v0 else None,
+                    roles=("user", "mint", "pool", "ub", "wq", "pb", "pq", "ccv_ata", "ccv_auth", "puva", "tip"))
         return _with_path(spec, outer, bot)
 
     # ---- migrate --------------------------------------------------------------------------------
@@ -181,10 +179,8 @@ class PumpSwapTx:
         enc = self.enc
         cu_limit = 400_000
         sh = enc.shape(("migrate", v0), self._migrate_spec, v0, cu_limit)
-        accs = {"mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "pool": tok.pool, "pauth": tok.pauth,
-                "pauth_mint": tok.pauth_mint, "pauth_wsol": tok.pauth_wsol, "lp_mint": tok.lp_mint,
-                "user_pool": tok.user_pool, "pb": tok.pb, "pq": tok.pq}
-        full = sh.accounts(accs)
+        full = sh.accounts((tok.mint, tok.bc, tok.abc, tok.pool, tok.pauth, tok.pauth_mint, tok.pauth_wsol, tok.lp_mint,
+                            tok.user_pool, tok.pb, tok.pq))
         pre = sh.snapshot(full)
         fee = _tx_fee(1, cu_limit, cu_price)
         keeper = enc.consts["keeper"]
@@ -242,7 +238,9 @@ class PumpSwapTx:
         writable = {"@keeper", "bc", "abc", "pool", "pauth", "pauth_mint", "pauth_wsol", "lp_mint", "user_pool",
                     "pb", "pq"}
         return Spec(("@keeper",), frozenset(writable), [cu_limit_ix(cu_limit), cu_price_ix(), migrate], cu_limit,
-                    ("abc",), ("abc", "pb", "pq"), self.enc.table_spec("pumpswap", "pump") if v0 else None)
+                    ("abc",), ("abc", "pb", "pq"), self.enc.table_spec("pumpswap", "pump") if v0 else None,
+                    roles=("mint", "bc", "abc", "pool", "pauth", "pauth_mint", "pauth_wsol", "lp_mint", "user_pool",
+                           "pb", "pq"))
 
 
 __all__ = ["PumpSwapTx", "PUMP_ID"]

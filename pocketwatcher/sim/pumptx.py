@@ -12,7 +12,7 @@ the last token also emits CompleteEvent. Failed trades stop at the slippage chec
 
 from __future__ import annotations
 
-import base64
+import binascii
 import struct
 
 from . import events as ev
@@ -37,7 +37,7 @@ _qq = struct.Struct("<QQ").pack
 _sys = struct.Struct("<IQ").pack
 _checked = struct.Struct("<BQB").pack
 _price = struct.Struct("<BQ").pack
-_b64 = base64.b64encode
+_b2a = binascii.b2a_base64
 _Z32 = bytes(32)
 EVENT_TAG = ev.EVENT_TAG
 
@@ -45,6 +45,7 @@ BUY_ACCS = ("@pump_global", "@pump_fee", "mint", "bc", "abc", "au", "user", "@sy
             "@pump_event_auth", "@pump", "@pump_gva", "uva", "@pump_fee_config", "@pfee", "bcv2", "@pump_fee2")
 SELL_ACCS = ("@pump_global", "@pump_fee", "mint", "bc", "abc", "au", "user", "@system", "cv", "@token22",
              "@pump_event_auth", "@pump", "@pump_fee_config", "@pfee", "bcv2", "@pump_fee2")
+ROLES = ("user", "mint", "bc", "abc", "au", "cv", "uva", "bcv2", "tip")  # as buy/sell pass them to the shape
 ERRORS = {
     6002: "TooMuchSolRequired. Error Number: 6002. Error Message: slippage: Too much SOL required to buy "
           "the given amount of tokens.",
@@ -149,8 +150,7 @@ class PumpTx:
         sh = enc._shapes.get(key) or enc.shape(key, self._buy_spec, v0, fail, ata_new, uva_new, completes, bot, tip,
                                                cu_limit, jitter, structure=key[:-2])
         user = w.acct
-        full = sh.accounts({"user": user, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
-                            "uva": w.uva, "bcv2": tok.bcv2, "tip": tip[0] if tip else None})
+        full = sh.accounts((user, tok.mint, tok.bc, tok.abc, au, tok.cv, w.uva, tok.bcv2, tip[0] if tip else None))
         pre = sh.snapshot(full)
         fee = 5_000 + -(-cu_limit * cu_price // 1_000_000)
         args = _qq(q.tokens, max_sol)
@@ -198,11 +198,11 @@ class PumpTx:
         bc.add_lam(sol)
         e = self._fees_and_event(w, tok, q, user, ts, c, sol, cfee, pfee, half, True)
         vals["ev"] = EVENT_TAG + e
-        vals["log_ev"] = b"Program data: " + _b64(e)
+        vals["log_ev"] = b"Program data: " + _b2a(e, newline=False)
         if completes:
             e2 = ev.complete_event(user.pk, tok.mint.pk, tok.bc.pk, ts)
             vals["ev2"] = EVENT_TAG + e2
-            vals["log_ev2"] = b"Program data: " + _b64(e2)
+            vals["log_ev2"] = b"Program data: " + _b2a(e2, newline=False)
         return enc.finish(sh, full, pre, vals, fee), sh.swap_path
 
     def _fees_and_event(self, w, tok, q, user, ts, c, sol, cfee, pfee, half, is_buy) -> bytes:
@@ -225,7 +225,7 @@ class PumpTx:
         toks = ("abc",) if ata_new else ("abc", "au")
         writable = {"user", "au", "bc", "abc", "cv", "uva", "@pump_fee", "@pump_fee2", "tip"}
         spec = Spec(("user",), frozenset(writable), ixs, cu_limit, toks, toks if fail else ("abc", "au"),
-                    self.enc.table_spec("pump") if v0 else None)
+                    self.enc.table_spec("pump") if v0 else None, roles=ROLES)
         return _with_path(spec, 3, bot)
 
     # ---- sell -----------------------------------------------------------------------------------
@@ -239,8 +239,7 @@ class PumpTx:
         sh = enc._shapes.get(key) or enc.shape(key, self._sell_spec, v0, fail, bot, tip, cu_limit, jitter,
                                                structure=key[:-2])
         user = w.acct
-        full = sh.accounts({"user": user, "mint": tok.mint, "bc": tok.bc, "abc": tok.abc, "au": au, "cv": tok.cv,
-                            "bcv2": tok.bcv2, "tip": tip[0] if tip else None})
+        full = sh.accounts((user, tok.mint, tok.bc, tok.abc, au, tok.cv, None, tok.bcv2, tip[0] if tip else None))
         pre = sh.snapshot(full)
         fee = 5_000 + -(-cu_limit * cu_price // 1_000_000)
         args = _qq(q.tokens, min_sol)
@@ -272,7 +271,7 @@ class PumpTx:
         vals["getfees"] = GET_FEES + b"\x01" + _qq(mcap, 0) + _Z32
         vals["xfer"] = _checked(12, q.tokens, 6)
         vals["ev"] = EVENT_TAG + e
-        vals["log_ev"] = b"Program data: " + _b64(e)
+        vals["log_ev"] = b"Program data: " + _b2a(e, newline=False)
         return enc.finish(sh, full, pre, vals, fee), sh.swap_path
 
     def _sell_spec(self, v0, fail, bot, tip, cu_limit, jitter) -> Spec:
@@ -282,7 +281,7 @@ class PumpTx:
         _tail(ixs, tip)
         writable = {"user", "au", "bc", "abc", "cv", "@pump_fee", "@pump_fee2", "tip"}
         spec = Spec(("user",), frozenset(writable), ixs, cu_limit, ("abc", "au"), ("abc", "au"),
-                    self.enc.table_spec("pump") if v0 else None)
+                    self.enc.table_spec("pump") if v0 else None, roles=ROLES)
         return _with_path(spec, 2, bot)
 
 

@@ -63,6 +63,7 @@ class Spec:
     post_tokens: tuple = ()
     tables: tuple | None = None  # ((table Account, (const role names...)), ...) for v0
     swap_path: str | None = None  # "3" / "3.0": where the swap instruction sits, for the truth
+    roles: tuple = ()  # the order in which the builder passes the roles' accounts to Shape.accounts
 
 
 class Shape:
@@ -260,13 +261,15 @@ class Shape:
         Balances are packed through a template (:func:`plans.template`): runs of
         accounts whose lamports never change are baked in as constants.
         """
-        roles = [r for r in self.keys if not r.startswith("@")]
+        roles = self.spec.roles
+        missing = [r for r in self.keys if not r.startswith("@") and r not in roles]
+        if missing:
+            raise ValueError(f"roles {missing} are used by the spec but not in its builder's roles {roles}")
         consts = [a for a in self._full if a is not None]
         # key order as positions in consts + (the roles' accounts, in ``roles`` order)
         where = {id(a): k for k, a in enumerate(consts)}
         perm = [where[id(a)] if a is not None else len(consts) + roles.index(r) for a, r in zip(self._full, self.keys)]
         self._const_accts = tuple(consts)
-        self._role_get = _getter(roles)
         self._perm = _getter(perm)
         items = [a.lamv if a is not None and a.fixed else i for i, a in enumerate(self._full)]
         tmpl, idxs = plans.template(items)
@@ -275,18 +278,16 @@ class Shape:
         self._pre_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._pre_tok]
         self._post_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._post_tok]
 
-    def accounts(self, accs: dict) -> tuple[Account, ...]:
-        """The transaction's accounts in key order (constants plus ``accs[role]``)."""
-        return self._perm(self._const_accts + self._role_get(accs))
+    def accounts(self, accs: tuple) -> tuple[Account, ...]:
+        """The transaction's accounts in key order: the constants plus ``accs``, the roles'
+        accounts in the order of ``Spec.roles`` (None for a role the shape does not use)."""
+        return self._perm(self._const_accts + accs)
 
     def snapshot(self, full: list[Account]) -> tuple[bytes, bytes]:
         """Pre-transaction lamports (packed) and token balances; call before changing state."""
-        return self._balances(full), plans.tokens(b"\x3a", self._pre_tb, full)
-
-    def _balances(self, full: list[Account]) -> bytes:
         t = self._bal_tmpl
         t[1::2] = [a.lamv for a in self._bal_get(full)]
-        return b"".join(t)
+        return b"".join(t), plans.tokens(b"\x3a", self._pre_tb, full)
 
     def encode(self, full: list[Account], pre: tuple[bytes, bytes], vals: dict, sig: bytes, fee: int,
                slot: bytes, index: int, blockhash_f: bytes, filters: bytes, created_at: bytes) -> bytes:
@@ -298,14 +299,16 @@ class Shape:
         fz = self._fz or self._freeze(vals, filters)
         t, key_get, ix_get, body_get, meta_k, info_k, head_n = fz
         pre_bal, pre_tok = pre
-        post_bal = self._balances(full)
+        b = self._bal_tmpl  # as in snapshot
+        b[1::2] = [a.lamv for a in self._bal_get(full)]
+        post_bal = b"".join(b)
         post_tok = plans.tokens(b"\x42", self._post_tb, full)
         fee_v = varint(fee)
         pn = _V[len(pre_bal)]
         qn = _V[len(post_bal)]
         n = meta_k + len(fee_v) + len(pn) + len(pre_bal) + len(qn) + len(post_bal) + len(pre_tok) + len(post_tok)
         meta_n = _V[n] if n < 16384 else varint(n)
-        index_f = b"\x28" + varint(index) if index else b""
+        index_f = (b"\x28" + (_V[index] if index < 16384 else varint(index))) if index else b""
         n += info_k + len(meta_n) + len(index_f)
         info_n = _V[n] if n < 16384 else varint(n)
         n += 1 + len(info_n) + len(slot)

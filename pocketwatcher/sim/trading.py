@@ -59,15 +59,15 @@ class Trading:
 
     def _slip(self, w: Wallet) -> float:
         lo, hi = STYLE[w.actor.kind][2]
-        return self.rng.uniform(lo, hi)
+        return lo + (hi - lo) * self.rng.random()  # rng.uniform(lo, hi), without its Python frame
 
     def _fails(self, w: Wallet, tok: Token) -> bool:
         enc = self.enc
         share = enc.failed / enc.transactions if enc.transactions else 0.0
-        self.fail_scale = min(2.0, max(0.01, self.fail_scale * (1.02 if share < self.target else 0.98)))
-        crowd = self.m.slot_trades.get(tok.id, 0)
-        p = self.fail_scale * FAIL_MULT[w.actor.kind] * (1 + 0.3 * crowd)
-        return self.rng.random() < min(p, 0.9)
+        s = self.fail_scale * (1.02 if share < self.target else 0.98)
+        self.fail_scale = s = 2.0 if s >= 2.0 else (s if s > 0.01 else 0.01)
+        p = s * FAIL_MULT[w.actor.kind] * (1 + 0.3 * self.m.slot_trades.get(tok.id, 0))
+        return self.rng.random() < (p if p < 0.9 else 0.9)
 
     def tip(self, lamports: int) -> tuple:
         return self.enc.consts[f"tip{int(self.rng.random() * 8)}"], lamports
@@ -108,7 +108,7 @@ class Trading:
             return False
         m.position(1 if bundle else None)
         if fail:
-            limit = int(q.total * (1 - self.rng.uniform(0.002, 0.12)))
+            limit = int(q.total * (1 - (0.002 + (0.12 - 0.002) * self.rng.random())))
             sig, _ = m.pump.buy(w, tok, q, limit, m.block_time, TOO_MUCH_SOL, st)
             return self._failed(sig, w, tok, "buy", "pumpfun", TOO_MUCH_SOL)
         sig, path = m.pump.buy(w, tok, q, int(q.total * (1 + self._slip(w))), m.block_time, 0, st, tip)
@@ -137,7 +137,7 @@ class Trading:
             sig, _ = m.pump.sell(w, tok, q, net, m.block_time, BONDING_CURVE_COMPLETE, st)
             return self._failed(sig, w, tok, "sell", "pumpfun", BONDING_CURVE_COMPLETE)
         if fail:
-            limit = int(net * (1 + self.rng.uniform(0.002, 0.12))) + 1
+            limit = int(net * (1 + (0.002 + (0.12 - 0.002) * self.rng.random()))) + 1
             sig, _ = m.pump.sell(w, tok, q, limit, m.block_time, TOO_LITTLE_SOL, st)
             return self._failed(sig, w, tok, "sell", "pumpfun", TOO_LITTLE_SOL)
         sig, path = m.pump.sell(w, tok, q, int(net * (1 - self._slip(w))), m.block_time, 0, st, tip)
@@ -154,13 +154,13 @@ class Trading:
                 return False
             s = amm.buy_quote(base)
             ok_limit = min(int(s.user_quote * (1 + self._slip(w))), w.acct.lam - RESERVE // 2)
-            bad_limit = int(s.user_quote * (1 - self.rng.uniform(0.002, 0.12)))
+            bad_limit = int(s.user_quote * (1 - (0.002 + (0.12 - 0.002) * self.rng.random())))
         else:
             s = amm.sell_quote(amount)
             if s.quote < MIN_SOL:
                 return False
             ok_limit = int(s.user_quote * (1 - self._slip(w)))
-            bad_limit = int(s.user_quote * (1 + self.rng.uniform(0.002, 0.12))) + 1
+            bad_limit = int(s.user_quote * (1 + (0.002 + (0.12 - 0.002) * self.rng.random()))) + 1
         side = "buy" if buy else "sell"
         m.position()
         if fail:

@@ -19,7 +19,7 @@ class TransferTx:
     def fund(self, src: Wallet, dst: Wallet, lamports: int, *, cu_price: int = 50_000) -> bytes:
         enc = self.enc
         sh = enc.shape(("fund",), self._spec)
-        full = sh.accounts({"src": src.acct, "dst": dst.acct})
+        full = sh.accounts((src.acct, dst.acct))
         pre = sh.snapshot(full)
         fee = tx_fee(1, 1_000, cu_price)
         src.acct.add_lam(-(lamports + fee))
@@ -29,4 +29,4 @@ class TransferTx:
     @staticmethod
     def _spec() -> Spec:
         ixs = [cu_limit_ix(1_000), cu_price_ix(), Ix("@system", ("src", "dst"), V("t"))]
-        return Spec(("src",), frozenset({"src", "dst"}), ixs, 1_000)
+        return Spec(("src",), frozenset({"src", "dst"}), ixs, 1_000, roles=("src", "dst"))
