@@ -5,18 +5,26 @@ PATH may be the folder ``export-swaps``/``export`` writes (``DIR/swaps/*.parquet
 chain executed them: (slot, position in block, instruction path), optionally only one
 partition of the mints (``hash(mint) % parts = part``) so workers can share the work
 the way runner processes share stream partitions.
+
+``stream_batches`` gives them as column lists in the engine's ``BATCH_COLUMNS`` order
+(Arrow record batches from DuckDB, one ``to_pylist`` per column: no per-row objects);
+``iter_stream`` gives the same stream as ("create", args) / ("trade", Trade) items.
 """
 
 from __future__ import annotations
 
 import glob as globmod
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
-from ..triggers.trade import Trade
+from ..triggers.engine import BATCH_COLUMNS
+from ..triggers.trade import WSOL, Trade
 
 ORDER = "slot, coalesce(tx_index, 0), ix_outer, ix_inner"
+IX_OUTER = "CAST(split_part(ix, '.', 1) AS INTEGER)"
+IX_INNER = "CASE WHEN ix LIKE '%.%' THEN CAST(split_part(ix, '.', 2) AS INTEGER) + 1 ELSE 0 END"
 
 
 def resolve(path: str | Path) -> tuple[str, str | None]:
@@ -39,11 +47,13 @@ def resolve(path: str | Path) -> tuple[str, str | None]:
     raise FileNotFoundError(f"{path}: no such file, folder or glob match")
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     import tempfile
 
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     # spill to the system temp dir, never into the working directory (a checkout)
     con.execute(f"SET temp_directory = '{_q(tempfile.gettempdir())}/pocketwatcher-duckdb'")
     return con
@@ -52,8 +62,7 @@ def connect() -> duckdb.DuckDBPyConnection:
 def swaps_view(con: duckdb.DuckDBPyConnection, swaps_glob: str) -> None:
     con.execute(f"""
         CREATE OR REPLACE VIEW swaps AS
-        SELECT *, CAST(split_part(ix, '.', 1) AS INTEGER) AS ix_outer,
-               CASE WHEN ix LIKE '%.%' THEN CAST(split_part(ix, '.', 2) AS INTEGER) + 1 ELSE 0 END AS ix_inner
+        SELECT *, {IX_OUTER} AS ix_outer, {IX_INNER} AS ix_inner
         FROM read_parquet('{_q(swaps_glob)}', union_by_name = true)
     """)
 
@@ -62,45 +71,86 @@ def _q(s: str) -> str:
     return s.replace("'", "''")
 
 
-TRADE_COLS = ["signature", "ix", "slot", "block_time", "mint", "trader", "side", "token_amount", "quote_mint",
-              "quote_amount", "price", "program", "virtual_sol_reserves", "virtual_token_reserves", "mcap_sol",
-              "first_seen", "cluster", "smart"]
+# the engine's input per swap, as SQL over the swaps view: a column an export lacks is NULL
+_TRADE_SQL = {
+    "k": "true",
+    "mint": "mint",
+    "t": "coalesce(CAST(block_time AS BIGINT), 0)",
+    "slot": "coalesce(CAST(slot AS BIGINT), 0)",
+    "is_buy": "coalesce(side = 'buy', false)",
+    "tokens": "token_amount",
+    "lamports": f"CASE WHEN quote_mint = '{WSOL}' THEN CAST(quote_amount AS BIGINT) ELSE 0 END",
+    "price": f"CASE WHEN quote_mint = '{WSOL}' THEN CAST(price AS DOUBLE) END",
+    "program": "program",
+    "vtok": "virtual_token_reserves",
+    "mcap": "CAST(mcap_sol AS DOUBLE)",
+    "trader": "trader",
+    "first_seen": "CAST(first_seen AS BIGINT)",
+    "cluster": "cluster",
+    "smart": "coalesce(smart, false)",
+    "signature": "signature",
+    "ix": "ix",
+}
+_NEEDS_COLUMN = {"tokens": "token_amount", "vtok": "virtual_token_reserves", "mcap": "mcap_sol",
+                 "first_seen": "first_seen", "cluster": "cluster", "smart": "smart"}
+# a create: the creator rides in ``trader``; the launch slot as stored
+_CREATE_SQL = {"k": "false", "mint": "mint", "t": "coalesce(CAST(block_time AS BIGINT), 0)",
+               "slot": "CAST(slot AS BIGINT)", "program": "program", "trader": 'coalesce(creator, "user")',
+               "ix": "ix"}
+_TYPES = {"k": "BOOLEAN", "mint": "VARCHAR", "t": "BIGINT", "slot": "BIGINT", "is_buy": "BOOLEAN",
+          "tokens": "UBIGINT", "lamports": "BIGINT", "price": "DOUBLE", "program": "VARCHAR", "vtok": "UBIGINT",
+          "mcap": "DOUBLE", "trader": "VARCHAR", "first_seen": "BIGINT", "cluster": "VARCHAR",
+          "smart": "BOOLEAN", "signature": "VARCHAR", "ix": "VARCHAR"}
+
+
+def stream_query(con: duckdb.DuckDBPyConnection, swaps_glob: str, events_path: str | None, *, part: int = 0,
+                 parts: int = 1) -> str:
+    """SQL of the engine's input in chain order: ``BATCH_COLUMNS``, creates (``k`` false)
+    before the trades of their instruction."""
+    swaps_view(con, swaps_glob)
+    have = {r[0] for r in con.execute("DESCRIBE swaps").fetchall()}
+
+    def trade_col(c: str) -> str:
+        if c in _NEEDS_COLUMN and _NEEDS_COLUMN[c] not in have:
+            return f"CAST(NULL AS {_TYPES[c]})"
+        return f"CAST({_TRADE_SQL[c]} AS {_TYPES[c]})"
+
+    where = f"WHERE hash(mint) % {parts} = {part}" if parts > 1 else ""
+    order = "slot AS o_slot, coalesce(tx_index, 0) AS o_tx"
+    trades = (f"SELECT {', '.join(f'{trade_col(c)} AS {c}' for c in BATCH_COLUMNS)}, {order}, ix_outer, ix_inner "
+              f"FROM swaps {where}")
+    if not events_path:
+        return f"{trades} ORDER BY o_slot, o_tx, ix_outer, ix_inner"
+    ew = f"AND hash(mint) % {parts} = {part}" if parts > 1 else ""
+    create_cols = ", ".join(f"CAST({_CREATE_SQL.get(c, 'NULL')} AS {_TYPES[c]})" for c in BATCH_COLUMNS)
+    creates = (f"SELECT {create_cols}, {order}, {IX_OUTER}, {IX_INNER} "
+               f"FROM read_parquet('{_q(events_path)}') WHERE kind = 'create' {ew}")
+    return f"{trades} UNION ALL {creates} ORDER BY o_slot, o_tx, ix_outer, ix_inner, k"
+
+
+def stream_batches(swaps_glob: str, events_path: str | None, *, part: int = 0, parts: int = 1,
+                   batch: int = 65_536, threads: int | None = None) -> Iterator[list[list]]:
+    """The engine's input in chain order, as lists of column lists (``BATCH_COLUMNS``)."""
+    con = connect(threads)
+    try:
+        reader = con.sql(stream_query(con, swaps_glob, events_path, part=part, parts=parts)).to_arrow_reader(batch)
+        n = len(BATCH_COLUMNS)
+        for rb in reader:
+            if rb.num_rows:
+                yield [rb.column(i).to_pylist() for i in range(n)]
+    finally:
+        con.close()
 
 
 def iter_stream(swaps_glob: str, events_path: str | None, *, part: int = 0, parts: int = 1,
-                batch: int = 200_000):
-    """Yield ("create", (mint, creator, t, slot)) and ("trade", Trade) in chain order."""
-    con = connect()
-    swaps_view(con, swaps_glob)
-    cols = {r[0] for r in con.execute("DESCRIBE swaps").fetchall()}
-    sel = ", ".join(c if c in cols else f"NULL AS {c}" for c in TRADE_COLS)
-    where = f"WHERE hash(mint) % {parts} = {part}" if parts > 1 else ""
-    trades = f"SELECT 1 AS k, {sel}, slot AS o_slot, coalesce(tx_index, 0) AS o_tx, ix_outer, ix_inner FROM swaps {where}"
-    if events_path:
-        ew = f"AND hash(mint) % {parts} = {part}" if parts > 1 else ""
-        creates = f"""SELECT 0 AS k, NULL, ix, slot, block_time, mint, coalesce(creator, "user"),
-                             NULL, NULL, NULL, NULL, NULL, program, NULL, NULL, NULL, NULL, NULL, NULL,
-                             slot, coalesce(tx_index, 0),
-                             CAST(split_part(ix, '.', 1) AS INTEGER),
-                             CASE WHEN ix LIKE '%.%' THEN CAST(split_part(ix, '.', 2) AS INTEGER) + 1 ELSE 0 END
-                      FROM read_parquet('{_q(events_path)}') WHERE kind = 'create' {ew}"""
-        query = f"{trades} UNION ALL {creates} ORDER BY o_slot, o_tx, ix_outer, ix_inner, k"
-    else:
-        query = f"{trades} ORDER BY o_slot, o_tx, ix_outer, ix_inner"
-    cur = con.execute(query)
-    wsol = "So11111111111111111111111111111111111111112"
-    while True:
-        rows = cur.fetchmany(batch)
-        if not rows:
-            break
-        for r in rows:
-            if r[0] == 0:
-                yield "create", (r[5], r[6], r[4] or 0, r[3])
+                batch: int = 65_536):
+    """Yield ("create", (mint, creator, t, slot)) and ("trade", Trade) in chain order
+    (``Trade.vsol`` is not read: the engine does not use it)."""
+    for cols in stream_batches(swaps_glob, events_path, part=part, parts=parts, batch=batch):
+        for (k, mint, t, slot, is_buy, tokens, lamports, price, program, vtok, mcap, trader, first_seen, cluster,
+             smart, sig, ix) in zip(*cols, strict=True):
+            if not k:
+                yield "create", (mint, trader, t, slot)
                 continue
-            (_k, sig, ix, slot, bt, mint, trader, side, tok, qmint, qamt, price, prog, vs, vt, mcap,
-             fs, cl, smart) = r[:19]
-            sol_quote = qmint == wsol
-            yield "trade", Trade(f"{sig}:{ix}", sig, ix, slot or 0, bt or 0, mint, trader, side == "buy", tok,
-                                 qamt if sol_quote else 0, price if sol_quote else None, prog, vs, vt, mcap,
-                                 fs, cl, bool(smart))
-    con.close()
+            yield "trade", Trade(f"{sig}:{ix}", sig, ix, slot, t, mint, trader, is_buy, tokens, lamports, price,
+                                 program, None, vtok, mcap, first_seen, cluster, smart)

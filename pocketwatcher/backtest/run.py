@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..triggers.engine import TriggerEngine
 from ..triggers.trade import ix_key
-from .data import connect, iter_stream, resolve, swaps_view
+from .data import connect, resolve, stream_batches, swaps_view
 from .outcomes import HORIZONS, compute_outcomes, metrics_sql
 
 ALERT_SCHEMA = pa.schema([
@@ -46,12 +46,8 @@ def _engine_part(args) -> tuple[list[dict], int]:
     triggers = parse_triggers(trigger_text, source=trigger_path)
     engine = TriggerEngine(triggers)
     alerts = []
-    for kind, item in iter_stream(swaps_glob, events, part=part, parts=parts):
-        if kind == "trade":
-            for a in engine.on_trade(item):
-                alerts.append(a.to_dict())
-        else:
-            engine.on_create(*item)
+    for cols in stream_batches(swaps_glob, events, part=part, parts=parts):
+        alerts.extend(a.to_dict() for a in engine.feed_columns(cols))
     return alerts, engine.trades
 
 

@@ -278,6 +278,7 @@ def _binary(op: _Tok, left: Node, right: Node) -> Binary:
 
 # -- Python evaluation: nested closures built once --------------------------------------
 Fn = Callable[[Mapping[str, object]], object]
+Read = Callable[[str], Callable[[object], object]]  # feature name -> f(obj) -> its value
 
 
 def _is_arith(node: Node) -> bool:
@@ -289,23 +290,64 @@ def _nan_key(x: float) -> tuple[int, float]:
     return (1, 0.0) if x != x else (0, x)
 
 
-def _fn(node: Node, params: Mapping[str, float], arith: bool = False) -> Fn:
+def _fn(node: Node, params: Mapping[str, float], arith: bool = False, read: Read | None = None,
+        cost: Callable[[str], float] | None = None, truth: bool = False) -> Fn:
+    """The closure of ``node``. Features are read with ``v.get(name)`` (``v`` a mapping) or,
+    given ``read``, with ``read(name)(v)``. ``and``/``or`` chains are flattened; given
+    ``cost``, their operands run cheapest first (the result does not depend on the order:
+    three-valued ``and``/``or`` commute and reading a feature has no side effects).
+
+    ``truth``: only whether the value is true matters (a trigger fires on true), so the
+    closure may answer false for unknown: it is truthy exactly when the three-valued
+    result is true, and an ``and`` stops at its first operand that is not true."""
     if isinstance(node, (Const, Param)):
         c = params[node.name] if isinstance(node, Param) else node.value
         return lambda v: c
     if isinstance(node, Feature):
         name = node.name
-        if arith:  # arithmetic is floating point, as in SQL
-            return lambda v: None if (x := v.get(name)) is None else float(x)
-        return lambda v: v.get(name)
+        if read is None:
+            if arith:  # arithmetic is floating point, as in SQL
+                return lambda v: None if (x := v.get(name)) is None else float(x)
+            return lambda v: v.get(name)
+        g = read(name)
+        if arith:
+            return lambda v: None if (x := g(v)) is None else float(x)
+        return g
     if isinstance(node, Unary):
-        f = _fn(node.operand, params, arith=node.op == "-")
+        f = _fn(node.operand, params, node.op == "-", read, cost)
         if node.op == "-":
             return lambda v: None if (a := f(v)) is None else -a
+        if truth:  # true exactly when the operand is known and false
+            return lambda v: (a := f(v)) is not None and not a
         return lambda v: None if (a := f(v)) is None else not a
     left, right, op = node.left, node.right, node.op
-    if op == "and":
-        lf, rf = _fn(left, params), _fn(right, params)
+    if op in ("and", "or"):
+        terms = _flatten(node, op)
+        if cost is not None:
+            terms.sort(key=lambda t: _cost(t, cost))  # stable: ties keep the written order
+        fns = tuple(_fn(t, params, False, read, cost, truth) for t in terms)
+        if truth:
+            return _all(fns) if op == "and" else _any(fns)
+        return _and(fns) if op == "and" else _or(fns)
+    if op in _ARITH:
+        return _arith(op, _fn(left, params, True, read, cost), _fn(right, params, True, read, cost))
+    return _compare(node, params, read, cost)
+
+
+def _flatten(node: Node, op: str) -> list[Node]:
+    """The operands of a chain of one operator: ``(a and b) and c`` -> [a, b, c]."""
+    if isinstance(node, Binary) and node.op == op:
+        return _flatten(node.left, op) + _flatten(node.right, op)
+    return [node]
+
+
+def _cost(node: Node, cost: Callable[[str], float]) -> float:
+    return sum(cost(n.name) if isinstance(n, Feature) else 0.1 for n in _walk(node))
+
+
+def _and(fns: tuple[Fn, ...]) -> Fn:
+    if len(fns) == 2:
+        lf, rf = fns
 
         def and_(v):
             a = lf(v)
@@ -316,8 +358,22 @@ def _fn(node: Node, params: Mapping[str, float], arith: bool = False) -> Fn:
                 return None
             return False if not b else (None if a is None else True)
         return and_
-    if op == "or":
-        lf, rf = _fn(left, params), _fn(right, params)
+
+    def and_n(v):  # false if any is false, else unknown if any is unknown, else true
+        unknown = False
+        for f in fns:
+            r = f(v)
+            if r is None:
+                unknown = True
+            elif not r:
+                return False
+        return None if unknown else True
+    return and_n
+
+
+def _or(fns: tuple[Fn, ...]) -> Fn:
+    if len(fns) == 2:
+        lf, rf = fns
 
         def or_(v):
             a = lf(v)
@@ -328,9 +384,45 @@ def _fn(node: Node, params: Mapping[str, float], arith: bool = False) -> Fn:
                 return True
             return None if a is None or b is None else False
         return or_
-    if op in _ARITH:
-        return _arith(op, _fn(left, params, True), _fn(right, params, True))
-    return _compare(node, params)
+
+    def or_n(v):  # true if any is true, else unknown if any is unknown, else false
+        unknown = False
+        for f in fns:
+            r = f(v)
+            if r:
+                return True
+            if r is None:
+                unknown = True
+        return None if unknown else False
+    return or_n
+
+
+def _all(fns: tuple[Fn, ...]) -> Fn:
+    """``and`` where only truth matters: true when every operand is true (None is falsy)."""
+    if len(fns) == 2:
+        lf, rf = fns
+        return lambda v: lf(v) and rf(v)
+
+    def all_(v):
+        for f in fns:
+            if not f(v):
+                return False
+        return True
+    return all_
+
+
+def _any(fns: tuple[Fn, ...]) -> Fn:
+    """``or`` where only truth matters: true when some operand is true."""
+    if len(fns) == 2:
+        lf, rf = fns
+        return lambda v: lf(v) or rf(v)
+
+    def any_(v):
+        for f in fns:
+            if f(v):
+                return True
+        return False
+    return any_
 
 
 def _arith(op: str, lf: Fn, rf: Fn) -> Fn:
@@ -345,16 +437,29 @@ def _arith(op: str, lf: Fn, rf: Fn) -> Fn:
     return arith
 
 
-def _compare(node: Binary, params: Mapping[str, float]) -> Fn:
+# feature <op> constant, one closure each (what nearly every trigger is made of)
+_LEAN: dict[str, Callable[[Callable, object], Fn]] = {
+    "<": lambda g, c: lambda v: None if (x := g(v)) is None else x < c,
+    "<=": lambda g, c: lambda v: None if (x := g(v)) is None else x <= c,
+    ">": lambda g, c: lambda v: None if (x := g(v)) is None else x > c,
+    ">=": lambda g, c: lambda v: None if (x := g(v)) is None else x >= c,
+    "==": lambda g, c: lambda v: None if (x := g(v)) is None else x == c,
+    "!=": lambda g, c: lambda v: None if (x := g(v)) is None else x != c,
+}
+
+
+def _compare(node: Binary, params: Mapping[str, float], read: Read | None = None,
+             cost: Callable[[str], float] | None = None) -> Fn:
     left, right, op = node.left, node.right, node.op
     if isinstance(left, (Const, Param)) and isinstance(right, Feature):
         left, right, op = right, left, _FLIP[op]
     f = _ORDER.get(op) or _EQUAL[op]
     if isinstance(left, Feature) and isinstance(right, (Const, Param)):  # the common case, kept lean
         name, c = left.name, _fn(right, params)(None)
-
+        if read is not None:
+            return _LEAN[op](read(name), c)
         return lambda v: None if (x := v.get(name)) is None else f(x, c)
-    lf, rf = _fn(left, params), _fn(right, params)
+    lf, rf = _fn(left, params, False, read, cost), _fn(right, params, False, read, cost)
 
     def compare(v):
         a = lf(v)
@@ -439,6 +544,16 @@ class Expr:
             params = {**(params or {}), **{p: SqlRef(param(p)) for p in self.threshold_params}}
         return _sql(self.node, column, params, top=True)
 
+    def reader(self, read: Read, cost: Callable[[str], float] | None = None,
+               truth: bool = False) -> Callable[[object], object]:
+        """The same condition as ``evaluate`` over another input: ``read(name)`` gives the
+        function that reads feature ``name`` from it (the engine reads a mint's state
+        directly, with no mapping in between). Given ``cost(name)``, ``and``/``or``
+        operands are tested cheapest first; the answer is the same in any order. With
+        ``truth``, the closure's value is truthy exactly when ``evaluate`` gives ``True``
+        (what firing needs; it can stop earlier on unknowns)."""
+        return _top(self.node, self.params, read, cost, truth)
+
     def substitute(self, params: Mapping[str, float]) -> Expr:
         """The same template with other thresholds, without parsing it again."""
         return Expr(self.source, self.node, self._catalogue, _bind(self.node, params))
@@ -460,9 +575,10 @@ def _walk(node: Node) -> Iterator[Node]:
         yield from _walk(node.right)
 
 
-def _top(node: Node, params: Mapping[str, float]) -> Fn:
-    f = _fn(node, params)
-    if isinstance(node, Feature):  # a bare bool feature: answer a real bool
+def _top(node: Node, params: Mapping[str, float], read: Read | None = None,
+         cost: Callable[[str], float] | None = None, truth: bool = False) -> Fn:
+    f = _fn(node, params, False, read, cost, truth)
+    if isinstance(node, Feature) and not truth:  # a bare bool feature: answer a real bool
         return lambda v: None if (x := f(v)) is None else bool(x)
     return f
 

@@ -287,6 +287,7 @@ _float = st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.1, 1e300,
 _int = st.one_of(st.none(), st.integers(-(2**53), 2**53), st.sampled_from([0, 1, -1]))
 _boolv = st.sampled_from([True, False, None])
 _DB = duckdb.connect()
+_COST = {"x": 3.0, "y": 1.0, "z": 2.0, "k": 0.5, "p": 5.0, "q": 0.1, "r": 1.0}  # reorders most chains
 
 
 def _check_parity(src: str, x=None, y=None, z=None, k=None, p=None, q=None, r=None) -> None:
@@ -297,6 +298,11 @@ def _check_parity(src: str, x=None, y=None, z=None, k=None, p=None, q=None, r=No
     _DB.execute(f"CREATE OR REPLACE TEMP TABLE t AS {row}", [x, y, z, k, p, q, r])
     (sql_value,) = _DB.execute(f"SELECT ({e.to_sql()}) FROM t").fetchone()
     assert e.evaluate(values) is sql_value, (src, values, e.to_sql())
+    # the engine's forms: features through readers, and/or operands reordered by cost, and
+    # "is it true" alone (a trigger fires on true)
+    read = lambda name: lambda v: v[name]  # noqa: E731
+    assert e.reader(read, _COST.get)(values) is sql_value, src
+    assert bool(e.reader(read, _COST.get, truth=True)(values)) is (sql_value is True), src
 
 
 @pytest.mark.parametrize("src, values", [
