@@ -19,7 +19,7 @@ import hashlib
 
 from solders.pubkey import Pubkey
 
-from .wire import _V, ui_token_amount, varint
+from .wire import _V, _VC, ui_token_amount, varint
 
 SPL_RENT = 2_039_280  # 165-byte SPL token account
 T22_RENT = 2_074_080  # 170-byte Token-2022 account (ImmutableOwner)
@@ -83,10 +83,13 @@ class Account:
 
     def add_lam(self, d: int) -> None:
         lam = self.lam + d
-        if lam < 0:
+        if 268_435_456 <= lam < 4_398_046_511_104:  # varint(lam) for most balances, without the call
+            self.lamv = _VC[lam & 16383] + _VC[(lam >> 14) & 16383] + _V[lam >> 28]
+        elif lam < 0:
             raise ValueError(f"{self.b58}: lamports went negative ({lam})")
+        else:
+            self.lamv = varint(lam)
         self.lam = lam
-        self.lamv = varint(lam)
 
     def make_token(self, mint: Account, owner: Account, program: str, decimals: int) -> Account:
         """Turn this account into a token account of ``mint`` owned by ``owner``."""

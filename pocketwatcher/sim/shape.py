@@ -19,7 +19,6 @@ Logs are generated from the instruction tree (``invoke [n]``, ``consumed X of Y`
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -88,7 +87,8 @@ class Shape:
         metadata lengths differ: the key order, accounts, inner instructions and balances
         are shared, the instructions (the limit is instruction data) and logs recompiled.
         """
-        sh = copy.copy(self)
+        sh = object.__new__(Shape)
+        sh.__dict__.update(self.__dict__)
         sh.spec = spec
         sh.swap_path = spec.swap_path
         sh._compile_budget(spec)
@@ -192,6 +192,8 @@ class Shape:
                     segs.append(ld(b"\x12", prefix + (ld(b"\x1a", c.data) if c.data else b"") + suffix))
             groups.append((_vf(b"\x08", i), plans.merge(segs)))
         self._groups = groups
+        self._group_names = [s[2] for _, segs in groups for s in segs if s.__class__ is tuple]
+        self._shared_plans: dict[tuple, tuple] = {}  # value lengths -> plans shared by the variants
         n = len(self.keys)
         split = self.nstatic + sum(len(w) for _, w, _ in self.lookups)
         self._loaded = b"".join(b"\x62\x20" + self._full[i].pk for i in range(self.nstatic, split)) + b"".join(
@@ -337,14 +339,20 @@ class Shape:
         def size(plan: list) -> int:
             return plans.size(plan, vals)
 
-        body_plan: list = []
-        for head, segs in self._groups:
-            p = flat(segs)
-            body_plan += [b"\x2a" + varint(len(head) + size(p)) + head] + p
-        body_plan = plans.merge(body_plan + flat(self._log_segs))
-        keys_plan = flat(self._static_segs)
+        # the inner instructions and keys are the same in every variant of the structure
+        lengths = tuple(len(vals[n]) for n in self._group_names)
+        shared = self._shared_plans.get(lengths)
+        if shared is None:
+            group_plan: list = []
+            for head, segs in self._groups:
+                p = flat(segs)
+                group_plan += [b"\x2a" + varint(len(head) + size(p)) + head] + p
+            keys_plan = flat(self._static_segs)
+            shared = self._shared_plans[lengths] = (group_plan, keys_plan, size(keys_plan))
+        group_plan, keys_plan, keys_size = shared
+        body_plan = plans.merge(group_plan + flat(self._log_segs))
         ix_plan = flat(self._ix_segs)
-        msg_len = size(keys_plan) + 34 + size(ix_plan) + len(self._msg_tail)
+        msg_len = keys_size + 34 + size(ix_plan) + len(self._msg_tail)
         msg_head = b"\x12" + varint(msg_len)
         tx_head = b"\x1a" + varint(66 + len(msg_head) + msg_len)
         if self.fail_at is None:

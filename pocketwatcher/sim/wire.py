@@ -20,14 +20,15 @@ _d = struct.Struct("<d").pack
 
 def varint(n: int) -> bytes:
     """Unsigned LEB128 (negative int64 values are written as their two's complement)."""
-    if n < 16384:
-        if n >= 0:
-            return _V[n]
-        n &= (1 << 64) - 1
-    if n < 268_435_456:
+    if n >= 268_435_456:
+        if n < 4_398_046_511_104:  # lamports of most accounts: 0.27 to 4,398 SOL
+            return _VC[n & 16383] + _VC[(n >> 14) & 16383] + _V[n >> 28]
+    elif n >= 16384:
         return _VC[n & 16383] + _V[n >> 14]
-    if n < 4_398_046_511_104:
-        return _VC[n & 16383] + _VC[(n >> 14) & 16383] + _V[n >> 28]
+    elif n >= 0:
+        return _V[n]
+    else:
+        n &= (1 << 64) - 1
     if n < 72_057_594_037_927_936:  # 2**56: lamports of every account but a whale's
         return b"".join((_VC[n & 16383], _VC[(n >> 14) & 16383], _VC[(n >> 28) & 16383], _V[n >> 42]))
     parts = [_VC[n & 16383], _VC[(n >> 14) & 16383], _VC[(n >> 28) & 16383], _VC[(n >> 42) & 16383]]
