@@ -71,8 +71,7 @@ class Account:
     def tb(self) -> bytes:
         if self.tok < 0:
             raise ValueError(f"{self.b58}: token amount went negative ({self.tok})")
-        u = ui_token_amount(self.tok, self.decimals)
-        v = self.tbm = self._tb_head + b"\x1a" + _V[len(u)] + u + self._tb_tail
+        v = self.tbm = ui_token_amount(self.tok, self.decimals, self._tb_head, self._tb_tail)
         return v
 
     def set_lam(self, lam: int) -> None:

@@ -27,7 +27,7 @@ from .encoder import (
     tx_fee,
 )
 from .entities import UVA_RENT, Token, Wallet
-from .pumptx import BUY, GET_FEES, _event_ix, _qq, _tail, _with_path, buy_ix
+from .pumptx import _BUY_IX, _GETFEES, BUY, GET_FEES, _event_ix, _tail, _with_path, buy_ix
 from .shape import Ix, Spec, V
 
 CREATE_V2 = bytes([214, 144, 76, 236, 95, 139, 49, 180])
@@ -100,8 +100,8 @@ class CreateTx:
             te = ev.trade_event(tok.mint.pk, q.sol, q.tokens, True, user.pk, ts, c.virtual_sol, c.virtual_token,
                                 c.real_sol, c.real_token, enc.consts["pump_fee"].pk, FEE_BPS, q.fee, user.pk,
                                 CREATOR_FEE_BPS, q.creator_fee, w.volume)
-            vals.update(ix=BUY + _qq(q.tokens, max_sol) + b"\x01", ata_init=b"\x12" + user.pk,
-                        getfees=GET_FEES + b"\x01" + _qq(mcap, 0) + bytes(32), xfer=transfer_checked(q.tokens, 6),
+            vals.update(ix=_BUY_IX(BUY, q.tokens, max_sol, 1), ata_init=b"\x12" + user.pk,
+                        getfees=_GETFEES(GET_FEES, 1, mcap, 0), xfer=transfer_checked(q.tokens, 6),
                         t_creator=system_transfer(q.creator_fee), t_curve=system_transfer(q.sol),
                         t_fee2=system_transfer(q.fee - half), t_fee=system_transfer(half), ev=ev.cpi(te),
                         log_ev=ev.log(te))

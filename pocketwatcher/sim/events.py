@@ -24,7 +24,9 @@ BUY_EVENT = bytes([103, 244, 82, 31, 44, 245, 119, 119])
 SELL_EVENT = bytes([62, 47, 55, 10, 165, 3, 220, 42])
 CREATE_POOL_EVENT = bytes([177, 49, 12, 210, 160, 118, 167, 116])
 
-_TRADE = struct.Struct("<32sQQB32sqQQQQ32sQQ32sQQBQQQq")
+_TRADE = "<8s32sQQB32sqQQQQ32sQQ32sQQBQQQq"  # discriminator, fields, then ix_name and mayhem_mode
+_TRADE_BUY = struct.Struct(_TRADE + "8s").pack
+_TRADE_SELL = struct.Struct(_TRADE + "9s").pack
 _IX_BUY = b"\x03\x00\x00\x00buy\x00"  # ix_name "buy", then mayhem_mode false
 _IX_SELL = b"\x04\x00\x00\x00sell\x00"
 
@@ -33,10 +35,10 @@ def trade_event(mint: bytes, sol: int, tokens: int, is_buy: bool, user: bytes, t
                 vtok: int, rsol: int, rtok: int, fee_recipient: bytes, fee_bps: int, fee: int,
                 creator: bytes, creator_bps: int, creator_fee: int, volume: int) -> bytes:
     """TradeEvent (discriminator included): reserves are those after the trade."""
-    return TRADE + _TRADE.pack(
-        mint, sol, tokens, is_buy, user, ts, vsol, vtok, rsol, rtok, fee_recipient, fee_bps, fee,
-        creator, creator_bps, creator_fee, is_buy, 0, 0, volume, ts,
-    ) + (_IX_BUY if is_buy else _IX_SELL)
+    return (_TRADE_BUY if is_buy else _TRADE_SELL)(
+        TRADE, mint, sol, tokens, is_buy, user, ts, vsol, vtok, rsol, rtok, fee_recipient, fee_bps, fee,
+        creator, creator_bps, creator_fee, is_buy, 0, 0, volume, ts, _IX_BUY if is_buy else _IX_SELL,
+    )
 
 
 def _string(s: str) -> bytes:
@@ -72,20 +74,20 @@ def buy_event(ts: int, base_out: int, max_quote_in: int, user_base: int, user_qu
               quote_in_with_lp: int, user_quote_in: int, keys: bytes, creator: bytes, creator_bps: int,
               creator_fee: int, volume: int) -> bytes:
     """BuyEvent; ``keys`` = pool, user, user_base_ta, user_quote_ta, fee_recipient, fee_recipient_ta."""
-    return BUY_EVENT + _SWAP_HEAD.pack(
+    return b"".join((BUY_EVENT, _SWAP_HEAD.pack(
         ts, base_out, max_quote_in, user_base, user_quote, pool_base, pool_quote, quote_in, lp_bps, lp_fee,
         proto_bps, proto_fee, quote_in_with_lp, user_quote_in,
-    ) + keys + _BUY_TAIL.pack(creator, creator_bps, creator_fee, 1, 0, 0, volume, ts, base_out) + _IX_BUY[:-1]
+    ), keys, _BUY_TAIL.pack(creator, creator_bps, creator_fee, 1, 0, 0, volume, ts, base_out), _IX_BUY[:-1]))
 
 
 def sell_event(ts: int, base_in: int, min_quote_out: int, user_base: int, user_quote: int, pool_base: int,
                pool_quote: int, quote_out: int, lp_bps: int, lp_fee: int, proto_bps: int, proto_fee: int,
                quote_out_wo_lp: int, user_quote_out: int, keys: bytes, creator: bytes, creator_bps: int,
                creator_fee: int) -> bytes:
-    return SELL_EVENT + _SWAP_HEAD.pack(
+    return b"".join((SELL_EVENT, _SWAP_HEAD.pack(
         ts, base_in, min_quote_out, user_base, user_quote, pool_base, pool_quote, quote_out, lp_bps, lp_fee,
         proto_bps, proto_fee, quote_out_wo_lp, user_quote_out,
-    ) + keys + _SELL_TAIL.pack(creator, creator_bps, creator_fee)
+    ), keys, _SELL_TAIL.pack(creator, creator_bps, creator_fee)))
 
 
 def create_pool_event(ts: int, creator: bytes, base_mint: bytes, quote_mint: bytes, base_in: int, quote_in: int,

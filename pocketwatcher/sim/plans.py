@@ -12,7 +12,6 @@ from __future__ import annotations
 from itertools import groupby
 from operator import itemgetter
 
-from .accounts import Account
 from .wire import _V, varint
 
 
@@ -104,6 +103,6 @@ def tokens(tag: bytes, entries: list, full) -> bytes:
     parts = []
     for i, head in entries:
         a = full[i]
-        body = head + (a.tbm or a.tb())
-        parts += (tag, _V[len(body)], body)
+        m = a.tbm or a.tb()
+        parts += (tag, _V[len(head) + len(m)], head, m)
     return b"".join(parts)

@@ -30,7 +30,20 @@ from .encoder import (
 )
 from .encoder import tx_fee as _tx_fee
 from .entities import Token, Wallet
-from .pumptx import BOT_SWAP, PUMP_ID, _event_ix, _fees_ix, _tail, _with_path, fail_spec, wrap
+from .pumptx import (
+    _BUY_IX,
+    _GETFEES,
+    _SELL_IX,
+    BOT_SWAP,
+    GET_FEES,
+    PUMP_ID,
+    _event_ix,
+    _fees_ix,
+    _tail,
+    _with_path,
+    fail_spec,
+    wrap,
+)
 from .shape import Ix, Spec, V
 
 PAMM_BUY = bytes([102, 6, 61, 18, 1, 218, 235, 234])
@@ -42,7 +55,6 @@ PAMM_FEES_RET = "FAAAAAAAAAAFAAAAAAAAAAUAAAAAAAAA"  # (lp 20, protocol 5, creato
 ERRORS = {6004: "ExceededSlippage. Error Number: 6004. Error Message: Exceeded slippage tolerance."}
 POOL_RENT = 2_582_160
 LP_MINT_RENT = 1_461_600
-_qq = struct.Struct("<QQ").pack
 
 SWAP_ACCS = ("pool", "user", "@pamm_config", "mint", "@wsol", "ub", "wq", "pb", "pq", "@pamm_fee", "@pamm_fee_ata",
              "@token22", "@token", "@system", "@atoken", "@pamm_event_auth", "@pamm", "ccv_ata", "ccv_auth")
@@ -80,9 +92,9 @@ class PumpSwapTx:
         pre = sh.snapshot(full)
         fee = _tx_fee(1, cu_limit, cu_price)
         user = w.acct
-        disc = PAMM_BUY if buy else PAMM_SELL
-        vals = {"cup": cu_price_data(cu_price), "ix": disc + _qq(s.base, limit) + (b"\x01" if buy else b""),
-                "botix": BOT_SWAP + _qq(s.base, limit), "wq_init": b"\x12" + user.pk,
+        vals = {"cup": cu_price_data(cu_price),
+                "ix": _BUY_IX(PAMM_BUY, s.base, limit, 1) if buy else _SELL_IX(PAMM_SELL, s.base, limit),
+                "botix": _SELL_IX(BOT_SWAP, s.base, limit), "wq_init": b"\x12" + user.pk,
                 "t_wrap": system_transfer(limit)}
         if ub_new:
             vals["ata_init"] = b"\x12" + user.pk
@@ -94,6 +106,7 @@ class PumpSwapTx:
         amm.apply(s)
         fee_ata = enc.consts["pamm_fee_ata"]
         uq = s.user_quote
+        pool_q = s.pool_quote
         cost = fee + (T22_RENT if ub_new else 0)
         if ub_new:
             ub.add_lam(T22_RENT)
@@ -106,7 +119,7 @@ class PumpSwapTx:
             ub.add_tok(-s.base)
             tok.pb.add_tok(s.base)
             cost -= uq
-        pq_delta = s.pool_quote if buy else -(s.pool_quote + s.protocol_fee + s.creator_fee)
+        pq_delta = pool_q if buy else -(pool_q + s.protocol_fee + s.creator_fee)
         tok.pq.add_tok(pq_delta)
         tok.pq.add_lam(pq_delta)
         fee_ata.add_tok(s.protocol_fee)
@@ -119,17 +132,17 @@ class PumpSwapTx:
             vals["t_tip"] = system_transfer(tip[1])
         user.add_lam(-cost)
         w.volume += s.quote
-        keys = tok.pool.pk + user.pk + ub.pk + w.wsol.pk + enc.consts["pamm_fee"].pk + fee_ata.pk
+        keys = b"".join((tok.pool.pk, user.pk, ub.pk, w.wsol.pk, enc.consts["pamm_fee"].pk, fee_ata.pk))
         if buy:
             e = ev.buy_event(ts, s.base, limit, user_base, limit, pool_base, pool_quote, s.quote, LP_FEE_BPS,
-                             s.lp_fee, PROTOCOL_FEE_BPS, s.protocol_fee, s.pool_quote, uq, keys, tok.dev.acct.pk,
+                             s.lp_fee, PROTOCOL_FEE_BPS, s.protocol_fee, pool_q, uq, keys, tok.dev.acct.pk,
                              CREATOR_FEE_BPS, s.creator_fee, w.volume)
         else:
             e = ev.sell_event(ts, s.base, limit, user_base, 0, pool_base, pool_quote, s.quote, LP_FEE_BPS, s.lp_fee,
                               PROTOCOL_FEE_BPS, s.protocol_fee, s.quote - s.lp_fee, uq, keys, tok.dev.acct.pk,
                               CREATOR_FEE_BPS, s.creator_fee)
-        vals.update(getfees=bytes.fromhex("9aed8a5ca202a2bb") + b"\x00" + _qq(0, s.quote) + bytes(32),
-                    x_base=transfer_checked(s.base, 6), x_quote=transfer_checked(s.pool_quote, 9),
+        vals.update(getfees=_GETFEES(GET_FEES, 0, 0, s.quote),
+                    x_base=transfer_checked(s.base, 6), x_quote=transfer_checked(pool_q, 9),
                     x_proto=transfer_checked(s.protocol_fee, 9), x_creator=transfer_checked(s.creator_fee, 9),
                     ev=ev.cpi(e), log_ev=ev.log(e))
         return enc.finish(sh, full, pre, vals, fee), sh.swap_path

@@ -33,12 +33,13 @@ SELL = bytes([51, 230, 133, 164, 1, 127, 131, 173])
 GET_FEES = bytes.fromhex("9aed8a5ca202a2bb")
 FEES_RET = "AAAAAAAAAABfAAAAAAAAAB4AAAAAAAAA"  # (lp 0, protocol 95, creator 30) bps
 BOT_SWAP = bytes.fromhex("f0f3774c5c21c072")
-_qq = struct.Struct("<QQ").pack
+_BUY_IX = struct.Struct("<8sQQB").pack  # discriminator, amount, max/min quote, (buy: track_volume)
+_SELL_IX = struct.Struct("<8sQQ").pack
+_GETFEES = struct.Struct("<8sBQQ32x").pack  # GetFeesWithQuoteMint(is_pump_pool, market cap, trade size, mint 0)
 _sys = struct.Struct("<IQ").pack
 _checked = struct.Struct("<BQB").pack
 _price = struct.Struct("<BQ").pack
 _b2a = binascii.b2a_base64
-_Z32 = bytes(32)
 EVENT_TAG = ev.EVENT_TAG
 
 BUY_ACCS = ("@pump_global", "@pump_fee", "mint", "bc", "abc", "au", "user", "@system", "@token22", "cv",
@@ -153,12 +154,12 @@ class PumpTx:
         full = sh.accounts((user, tok.mint, tok.bc, tok.abc, au, tok.cv, w.uva, tok.bcv2, tip[0] if tip else None))
         pre = sh.snapshot(full)
         fee = 5_000 + -(-cu_limit * cu_price // 1_000_000)
-        args = _qq(q.tokens, max_sol)
+        ix = _BUY_IX(BUY, q.tokens, max_sol, 1)
         if fail:
             user.add_lam(-fee)
-            vals = {"cup": _price(3, cu_price), "ix": BUY + args + b"\x01"}
+            vals = {"cup": _price(3, cu_price), "ix": ix}
             if bot:
-                vals["botix"] = BOT_SWAP + args
+                vals["botix"] = _SELL_IX(BOT_SWAP, q.tokens, max_sol)
             if ata_new:
                 vals["ata_init"] = b"\x12" + user.pk
             return enc.finish(sh, full, pre, vals, fee), sh.swap_path
@@ -168,12 +169,12 @@ class PumpTx:
         sol, pfee, cfee = q.sol, q.fee, q.creator_fee
         half = pfee // 2
         cost = fee + sol + pfee + cfee
-        vals = {"cup": _price(3, cu_price), "ix": BUY + args + b"\x01",
-                "getfees": GET_FEES + b"\x01" + _qq(mcap, 0) + _Z32, "xfer": _checked(12, q.tokens, 6),
+        vals = {"cup": _price(3, cu_price), "ix": ix, "getfees": _GETFEES(GET_FEES, 1, mcap, 0),
+                "xfer": _checked(12, q.tokens, 6),
                 "t_creator": _sys(2, cfee), "t_curve": _sys(2, sol), "t_fee2": _sys(2, pfee - half),
                 "t_fee": _sys(2, half)}
         if bot:
-            vals["botix"] = BOT_SWAP + args
+            vals["botix"] = _SELL_IX(BOT_SWAP, q.tokens, max_sol)
         if ata_new:
             vals["ata_init"] = b"\x12" + user.pk
             cost += T22_RENT
@@ -242,10 +243,9 @@ class PumpTx:
         full = sh.accounts((user, tok.mint, tok.bc, tok.abc, au, tok.cv, None, tok.bcv2, tip[0] if tip else None))
         pre = sh.snapshot(full)
         fee = 5_000 + -(-cu_limit * cu_price // 1_000_000)
-        args = _qq(q.tokens, min_sol)
-        vals = {"cup": _price(3, cu_price), "ix": SELL + args}
+        vals = {"cup": _price(3, cu_price), "ix": _SELL_IX(SELL, q.tokens, min_sol)}
         if bot:
-            vals["botix"] = BOT_SWAP + args
+            vals["botix"] = _SELL_IX(BOT_SWAP, q.tokens, min_sol)
         if fail:
             user.add_lam(-fee)
             return enc.finish(sh, full, pre, vals, fee), sh.swap_path
@@ -268,7 +268,7 @@ class PumpTx:
         bc = tok.bc
         bc.add_lam(-sol)
         e = self._fees_and_event(w, tok, q, user, ts, c, sol, cfee, pfee, half, False)
-        vals["getfees"] = GET_FEES + b"\x01" + _qq(mcap, 0) + _Z32
+        vals["getfees"] = _GETFEES(GET_FEES, 1, mcap, 0)
         vals["xfer"] = _checked(12, q.tokens, 6)
         vals["ev"] = EVENT_TAG + e
         vals["log_ev"] = b"Program data: " + _b2a(e, newline=False)

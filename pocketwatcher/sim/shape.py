@@ -270,7 +270,8 @@ class Shape:
         consts = [a for a in self._full if a is not None]
         # key order as positions in consts + (the roles' accounts, in ``roles`` order)
         where = {id(a): k for k, a in enumerate(consts)}
-        perm = [where[id(a)] if a is not None else len(consts) + roles.index(r) for a, r in zip(self._full, self.keys)]
+        perm = [where[id(a)] if a is not None else len(consts) + roles.index(r)
+                for a, r in zip(self._full, self.keys, strict=True)]
         self._const_accts = tuple(consts)
         self._perm = _getter(perm)
         items = [a.lamv if a is not None and a.fixed else i for i, a in enumerate(self._full)]

@@ -15,7 +15,6 @@ import struct
 # varint of every n < 2**14 (1-2 bytes), and the 2-byte "continued" form of every 14-bit chunk
 _V = [bytes([n]) if n < 128 else bytes([(n & 127) | 128, n >> 7]) for n in range(1 << 14)]
 _VC = [bytes([(n & 127) | 128, (n >> 7) | 128]) for n in range(1 << 14)]
-_d = struct.Struct("<d").pack
 
 
 def varint(n: int) -> bytes:
@@ -64,18 +63,38 @@ def ui_amount_string(amount: int, decimals: int) -> str:
 
 
 _POW = [10.0**d for d in range(20)]
-_P10 = [10**d for d in range(20)]
 
 
-def ui_token_amount(amount: int, decimals: int) -> bytes:
-    """``UiTokenAmount`` body: ui_amount=1 (double), decimals=2, amount=3, ui_amount_string=4."""
+_BD = struct.Struct("<Bd").pack  # tag 0x09 + double
+_DEC = [b"\x10" + _V[d] + b"\x1a" for d in range(20)]  # decimals=2, then the tag of amount=3
+_ZEROS = [b"0" * k for k in range(20)]
+
+
+def ui_token_amount(amount: int, decimals: int, head: bytes | None = None, tail: bytes = b"") -> bytes:
+    """``UiTokenAmount`` body: ui_amount=1 (double), decimals=2, amount=3, ui_amount_string=4.
+
+    With ``head`` it is wrapped as field 3 between ``head`` and ``tail`` (a ``TokenBalance``
+    body, as :meth:`Account.tb` caches it) in the same join.
+    """
     a = b"%d" % amount
+    la = len(a)
     if not amount:
-        return b"".join((b"\x10", _V[decimals], b"\x1a\x010\x22\x010"))
-    whole, frac = divmod(amount, _P10[decimals])
-    u = b"%d.%s" % (whole, (b"%0*d" % (decimals, frac)).rstrip(b"0")) if frac else b"%d" % whole
-    return b"".join((b"\x09", _d(amount / _POW[decimals]), b"\x10", _V[decimals], b"\x1a", _V[len(a)], a, b"\x22",
-                     _V[len(u)], u))
+        body = (_DEC[decimals], b"\x010\x22\x010")
+        n = 8
+    else:
+        if la > decimals:
+            w = a[:-decimals] if decimals else a
+            f = a[-decimals:].rstrip(b"0") if decimals else b""
+        else:
+            w = b"0"
+            f = (_ZEROS[decimals - la] + a).rstrip(b"0")
+        u = w + b"." + f if f else w
+        lu = len(u)
+        body = (_BD(9, amount / _POW[decimals]), _DEC[decimals], _V[la], a, b"\x22", _V[lu], u)
+        n = 15 + la + lu
+    if head is None:
+        return b"".join(body)
+    return b"".join((head, b"\x1a", _V[n], *body, tail))
 
 
 # ---- TransactionError (bincode) ---------------------------------------------------------------
