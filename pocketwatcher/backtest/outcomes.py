@@ -17,14 +17,19 @@ entries that reached 2× within 24h or the end of the data), median and mean ret
 (mult − 1) at each horizon, and expectancy: the mean return of the rule "take profit
 at 2×, else exit at 1h".
 
-Only the alerted mints' prices are loaded (DuckDB → numpy, in chain order); each alert
-is then a few binary searches over its mint's series.
+Only the alerted mints' prices are loaded (DuckDB → numpy, in chain order, the mint as
+a number); all alerts are then answered together with numpy: binary searches over keys
+that order (mint, slot) and (mint, time), range maxima and minima with ``reduceat``, and
+first crossings by scanning all open alerts forward in blocks. Where a mint's block
+times go backwards in chain order (a binary search then has no single answer) the
+alerts are answered one by one, as they always were (``_outcome``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 HORIZONS = {"5m": 300, "30m": 1800, "1h": 3600, "24h": 86400}
 WSOL = "So11111111111111111111111111111111111111112"
@@ -34,34 +39,117 @@ def compute_outcomes(con, alerts: pa.Table, latency_slots: int) -> pa.Table:
     """``alerts`` (id, mint, slot, ...) → the same rows with entry and outcome columns."""
     con.register("alerts_in", alerts)
     end_t = con.execute("SELECT max(block_time) FROM swaps").fetchall()[0][0] or 0
+    mints = pc.unique(alerts["mint"].combine_chunks()) if alerts.num_rows else pa.array([], pa.string())
+    con.register("alerted_mints", pa.table({"mint": mints, "code": pa.array(range(len(mints)), pa.int64())}))
     series = con.execute(f"""
-        SELECT mint, slot, block_time, price FROM swaps
-        WHERE price > 0 AND quote_mint = '{WSOL}' AND mint IN (SELECT DISTINCT mint FROM alerts_in)
-        ORDER BY mint, slot, coalesce(tx_index, 0), ix_outer, ix_inner
+        SELECT a.code, s.slot, s.block_time, s.price FROM swaps s JOIN alerted_mints a ON s.mint = a.mint
+        WHERE s.price > 0 AND s.quote_mint = '{WSOL}'
+        ORDER BY a.code, s.slot, coalesce(s.tx_index, 0), s.ix_outer, s.ix_inner
     """).fetchnumpy()
-    mints = series["mint"]
+    con.unregister("alerted_mints")
+    codes = np.asarray(series["code"], dtype=np.int64)
     slots = np.asarray(series["slot"], dtype=np.int64)
     times = np.asarray(series["block_time"], dtype=np.int64)
     prices = np.asarray(series["price"], dtype=np.float64)
-    bounds: dict[str, tuple[int, int]] = {}
-    if len(mints):
-        mints = np.asarray(mints, dtype=object)
-        change = np.flatnonzero(mints[1:] != mints[:-1]) + 1
-        starts = np.r_[0, change]
-        ends = np.r_[change, len(mints)]
-        bounds = {mints[s]: (s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)}
-    cols: dict[str, list] = {k: [] for k in ("entry_slot", "entry_time", "entry_price", "time_to_2x_s",
-                                             "drawdown_before_peak")}
-    for h in HORIZONS:
-        cols[f"mult_{h}"] = []
-        cols[f"max_mult_{h}"] = []
-    for mint, slot in zip(alerts["mint"].to_pylist(), alerts["slot"].to_pylist(), strict=True):
-        _outcome(cols, bounds.get(mint), slots, times, prices, slot + latency_slots, end_t)
+    a_code = np.asarray(pc.index_in(alerts["mint"], value_set=mints), dtype=np.int64)
+    min_slot = np.asarray(alerts["slot"], dtype=np.int64) + latency_slots
+    bounds = np.searchsorted(codes, np.arange(len(mints) + 1))  # mint c: rows bounds[c]:bounds[c + 1]
+    cols = _vectorised(codes, slots, times, prices, bounds, a_code, min_slot, end_t)
+    if cols is None:  # times out of order somewhere: one alert at a time
+        lists: dict[str, list] = {k: [] for k in _COLUMNS}
+        for c, ms in zip(a_code.tolist(), min_slot.tolist(), strict=True):
+            _outcome(lists, (int(bounds[c]), int(bounds[c + 1])), slots, times, prices, ms, end_t)
+        cols = {k: pa.array(v, pa.int64() if k in _INT_COLUMNS else pa.float64()) for k, v in lists.items()}
     out = alerts
-    for k, v in cols.items():
-        out = out.append_column(k, pa.array(v, pa.float64() if k != "entry_slot" and k != "entry_time"
-                                            else pa.int64()))
+    for k in _COLUMNS:
+        out = out.append_column(k, cols[k])
     return out
+
+
+_COLUMNS = ["entry_slot", "entry_time", "entry_price", "time_to_2x_s", "drawdown_before_peak",
+            *[f"{m}_{h}" for h in HORIZONS for m in ("mult", "max_mult")]]
+_INT_COLUMNS = ("entry_slot", "entry_time")
+
+
+def _vectorised(codes, slots, times, prices, bounds, a_code, min_slot, end_t) -> dict | None:
+    """All alerts' outcomes at once (the same numbers ``_outcome`` gives one by one), or
+    None when some mint's times are out of order or the keys would overflow."""
+    n, m = len(codes), len(a_code)
+    if n and np.any((np.diff(times) < 0) & (np.diff(codes) == 0)):
+        return None
+    if n == 0:  # no prices at all: no entries
+        return {c: pa.nulls(m, pa.int64() if c in _INT_COLUMNS else pa.float64())
+                for c in _COLUMNS}
+    # (mint, slot) and (mint, time) as one increasing int64 key each
+    s_lo, t_lo = int(slots.min()), int(times.min())
+    s_span = int(slots.max()) - s_lo + 2
+    t_span = int(times.max()) - t_lo + max(HORIZONS.values()) + 2
+    if len(bounds) * max(s_span, t_span) >= 2**62:
+        return None
+    e = bounds[a_code + 1]
+    i = np.searchsorted(codes * s_span + (slots - s_lo), a_code * s_span + np.clip(min_slot - s_lo, 0, s_span - 1))
+    k = np.flatnonzero(i < e)  # the alerts with an entry swap
+    ik = i[k]
+    t0, p0 = times[ik], prices[ik]
+    no_entry = np.ones(m, dtype=bool)
+    no_entry[k] = False
+
+    def column(values, unknown=None) -> pa.Array:
+        full = np.zeros(m, dtype=values.dtype)
+        full[k] = values
+        mask = no_entry.copy()
+        if unknown is not None:
+            mask[k[unknown]] = True
+        return pa.array(full, mask=mask)
+
+    cols = {"entry_slot": column(slots[ik]), "entry_time": column(t0), "entry_price": column(p0)}
+    tkey = codes * t_span + (times - t_lo)
+    padded_max, padded_min = np.append(prices, -np.inf), np.append(prices, np.inf)  # reduceat may start at n
+    for h, secs in HORIZONS.items():
+        j = np.searchsorted(tkey, a_code[k] * t_span + (t0 + secs - t_lo), side="right")  # one past the last ≤ t0+h
+        cols[f"mult_{h}"] = column(prices[j - 1] / p0, unknown=t0 + secs > end_t)
+        cols[f"max_mult_{h}"] = column(_range_reduce(np.maximum, padded_max, ik, j) / p0)
+        if h == "24h":
+            day_end = j
+    hit = _first_at_least(prices, ik, day_end, 2 * p0)
+    cols["time_to_2x_s"] = column((times[np.maximum(hit, 0)] - t0).astype(np.float64), unknown=hit < 0)
+    peak = _first_at_least(prices, ik, day_end, _range_reduce(np.maximum, padded_max, ik, day_end))  # argmax
+    cols["drawdown_before_peak"] = column(1 - _range_reduce(np.minimum, padded_min, ik, peak + 1) / p0)
+    return cols
+
+
+def _range_reduce(op, values, lo, hi):
+    """``op.reduce(values[lo[a]:hi[a]])`` for every a (lo < hi), with one ``reduceat``: the
+    ranges sorted by start, so the gaps between them add up to at most len(values)."""
+    if len(lo) == 0:
+        return np.zeros(0)
+    order = np.argsort(lo, kind="stable")
+    idx = np.empty(2 * len(lo), dtype=np.int64)
+    idx[0::2] = lo[order]
+    idx[1::2] = hi[order]
+    red = op.reduceat(values, idx)[0::2]
+    out = np.empty(len(lo))
+    out[order] = red
+    return out
+
+
+def _first_at_least(values, lo, hi, thr):
+    """The first index in [lo, hi) whose value is >= thr, per range (-1 if none): all open
+    ranges scanned forward together, a block of each at a time (blocks grow as ranges
+    close, about 4 M values a step)."""
+    res = np.full(len(lo), -1, dtype=np.int64)
+    pos = lo.copy()
+    open_ = np.flatnonzero(pos < hi)
+    last = len(values) - 1
+    while len(open_):
+        block = max(16, min(4096, (1 << 22) // len(open_)))
+        offs = pos[open_, None] + np.arange(block)
+        hit = (offs < hi[open_, None]) & (values[np.minimum(offs, last)] >= thr[open_, None])
+        any_hit = hit.any(axis=1)
+        res[open_[any_hit]] = offs[any_hit, hit[any_hit].argmax(axis=1)]
+        pos[open_] += block
+        open_ = open_[~any_hit & (pos[open_] < hi[open_])]
+    return res
 
 
 def _outcome(cols, bound, slots, times, prices, min_slot: int, end_t: int) -> None:

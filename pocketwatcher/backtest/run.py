@@ -2,8 +2,10 @@
 
 The engine is the same ``TriggerEngine`` the runner uses, fed in chain order. Its state
 is per mint, so the work splits by ``hash(mint)`` across worker processes exactly as the
-runner splits stream partitions; each worker runs the engine on its share, and the
-alerts are merged in chain order. Outcomes and metrics are computed in DuckDB.
+runner splits stream partitions; each worker runs the engine on its share (Arrow column
+batches from DuckDB, see ``data.stream_batches``) and returns its alerts as columns, and
+the alerts are merged in chain order. Outcomes and metrics are computed in DuckDB and
+numpy. A progress bar (swaps, rate, ETA) shows on stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..triggers.engine import TriggerEngine
@@ -30,62 +34,209 @@ ALERT_SCHEMA = pa.schema([
 ])
 
 
-@dataclass
 class BacktestResult:
-    alerts: list[dict]
-    metrics: list[dict]
-    trades: int
-    seconds: float
-    out_dir: Path | None
+    """Alerts with their outcomes (``table``; ``alerts`` as dicts, built on first use),
+    per-trigger metrics, and where the time went (``timing``)."""
+
+    def __init__(self, table: pa.Table, metrics: list[dict], trades: int, seconds: float, out_dir: Path | None,
+                 timing: dict | None = None) -> None:
+        self.table, self.metrics, self.trades, self.seconds, self.out_dir = table, metrics, trades, seconds, out_dir
+        self.timing = timing or {}
+        self._alerts: list[dict] | None = None
+
+    @property
+    def alerts(self) -> list[dict]:
+        if self._alerts is None:
+            self._alerts = self.table.to_pylist()
+        return self._alerts
 
 
-def _engine_part(args) -> tuple[list[dict], int]:
-    swaps_glob, events, part, parts, trigger_path, trigger_text = args
+# -- engine workers ---------------------------------------------------------------------
+_DONE = None  # in a worker: shared counters of rows handled, one slot per worker
+
+
+def _init_worker(done) -> None:
+    global _DONE
+    _DONE = done
+
+
+def _engine_part(args) -> dict:
+    """One worker: the engine over one partition of the mints. Returns its alerts (as
+    columns, or as dicts), the trades it saw, and its CPU time."""
+    swaps_glob, events, part, parts, trigger_path, trigger_text, as_dicts, threads = args
     from ..triggers.config import parse_triggers
 
-    triggers = parse_triggers(trigger_text, source=trigger_path)
-    engine = TriggerEngine(triggers)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    engine = TriggerEngine(parse_triggers(trigger_text, source=trigger_path))
     alerts = []
-    for cols in stream_batches(swaps_glob, events, part=part, parts=parts):
-        alerts.extend(a.to_dict() for a in engine.feed_columns(cols))
-    return alerts, engine.trades
+    rows = 0
+    for cols in stream_batches(swaps_glob, events, part=part, parts=parts, threads=threads):
+        alerts.extend(engine.feed_columns(cols))
+        rows += len(cols[0])
+        if _DONE is not None:
+            _DONE[part] = rows
+    out = {"trades": engine.trades, "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
+    if as_dicts:
+        out["alerts"] = [a.to_dict() for a in alerts]
+        return out
+    cols = {"id": [], "trigger": [], "version": [], "mint": [], "signature": [], "ix": [], "slot": [],
+            "block_time": [], "severity": [], "features": [], "ix_outer": [], "ix_inner": []}
+    for a in alerts:
+        for k in ("id", "trigger", "version", "mint", "signature", "ix", "slot", "block_time", "severity"):
+            cols[k].append(getattr(a, k))
+        cols["features"].append(json.dumps(a.features, sort_keys=True, default=_num))
+        outer, inner = ix_key(a.ix)
+        cols["ix_outer"].append(outer)
+        cols["ix_inner"].append(inner)
+    out["columns"] = cols
+    return out
 
 
-def run_engine(swaps_path, triggers, *, workers: int | None = None) -> tuple[list[dict], int]:
-    """All alerts of a trigger set over stored swaps, in chain order."""
+def _run_parts(swaps_path, triggers, workers: int | None, as_dicts: bool, bar: _Bar) -> list[dict]:
     swaps_glob, events = resolve(swaps_path)
-    text = Path(triggers.source).read_text() if Path(str(triggers.source)).exists() else triggers.text
+    text = getattr(triggers, "text", None)
+    if text is None:  # a trigger set built in code: its file, as the workers must parse it
+        text = Path(triggers.source).read_text()
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
-    jobs = [(swaps_glob, events, k, workers, str(triggers.source), text) for k in range(workers)]
-    if workers == 1:
-        results = [_engine_part(jobs[0])]
-    else:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            results = pool.map(_engine_part, jobs)
-    alerts = [a for part, _n in results for a in part]
+    threads = max(1, (os.cpu_count() or 1) // workers)  # DuckDB threads per worker
+    jobs = [(swaps_glob, events, k, workers, str(triggers.source), text, as_dicts, threads)
+            for k in range(workers)]
+    if bar.enabled:
+        bar.start(_rows(swaps_glob, events), f"engine ({workers} worker{'s' if workers > 1 else ''})")
+    if workers == 1:  # in this process; the bar follows the worker's counter
+        _init_worker(_Progressed(bar) if bar.enabled else None)
+        try:
+            return [_engine_part(jobs[0])]
+        finally:
+            _init_worker(None)
+    ctx = mp.get_context("spawn")
+    done = ctx.Array("q", workers, lock=False)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(done,)) as ex:
+        futs = [ex.submit(_engine_part, j) for j in jobs]
+        pending = set(futs)
+        while pending:
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in finished):
+                break
+            bar.set(sum(done))
+        return [f.result() for f in futs]
+
+
+class _Progressed:
+    """A worker's counter slot that moves the bar (one worker, in this process)."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+
+    def __setitem__(self, _part: int, rows: int) -> None:
+        self.bar.set(rows)
+
+
+def _rows(swaps_glob: str, events: str | None) -> int:
+    """Swaps and creates: what the workers will read (Parquet row counts, no scan)."""
+    con = connect()
+    try:
+        n = con.execute(f"SELECT count(*) FROM read_parquet('{_q(swaps_glob)}', union_by_name = true)").fetchone()[0]
+        if events:
+            n += con.execute(f"SELECT count(*) FROM read_parquet('{_q(events)}') WHERE kind = 'create'").fetchone()[0]
+        return n
+    finally:
+        con.close()
+
+
+def _q(s: str) -> str:
+    return s.replace("'", "''")
+
+
+class _Bar:
+    """A rich progress bar on stderr (rows, rate, elapsed, ETA) when it is a terminal or
+    when asked; otherwise nothing. It only redraws 4 times a second."""
+
+    def __init__(self, progress: bool | None) -> None:
+        self.enabled = sys.stderr.isatty() if progress is None else bool(progress)
+        self.p = None
+
+    def start(self, total: int, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from ..progress import RateColumn
+
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn("rows"),
+                          TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                          refresh_per_second=4)
+        self.task = self.p.add_task(label, total=total)
+        self.p.start()
+
+    def set(self, completed: int) -> None:
+        if self.p is not None:
+            self.p.update(self.task, completed=completed)
+
+    def phase(self, label: str) -> None:
+        if self.p is not None:
+            self.p.update(self.task, description=label)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.p is not None:
+            self.p.stop()
+
+
+def run_engine(swaps_path, triggers, *, workers: int | None = None,
+               progress: bool | None = None) -> tuple[list[dict], int]:
+    """All alerts of a trigger set over stored swaps, in chain order."""
+    with _Bar(progress) as bar:
+        results = _run_parts(swaps_path, triggers, workers, True, bar)
+    alerts = [a for r in results for a in r["alerts"]]
     alerts.sort(key=lambda a: (a["slot"], ix_key(a["ix"]), a["trigger"]))
-    return alerts, sum(n for _a, n in results)
+    return alerts, sum(r["trades"] for r in results)
+
+
+def _alerts_table(results: list[dict]) -> pa.Table:
+    """The workers' alerts as one table in chain order (slot, instruction, trigger)."""
+    names = [*ALERT_SCHEMA.names, "ix_outer", "ix_inner"]
+    schema = pa.schema([*ALERT_SCHEMA, ("ix_outer", pa.int64()), ("ix_inner", pa.int64())])
+    table = pa.concat_tables([pa.table({k: r["columns"][k] for k in names}, schema=schema) for r in results])
+    order = pc.sort_indices(table, sort_keys=[("slot", "ascending"), ("ix_outer", "ascending"),
+                                              ("ix_inner", "ascending"), ("trigger", "ascending")])
+    return table.take(order).select(ALERT_SCHEMA.names)
 
 
 def run_backtest(swaps_path, triggers, out_dir: Path | None = None, *, latency_slots: int = 2,
-                 workers: int | None = None) -> BacktestResult:
+                 workers: int | None = None, progress: bool | None = None) -> BacktestResult:
     t0 = time.perf_counter()
-    alerts, n_trades = run_engine(swaps_path, triggers, workers=workers)
-    swaps_glob, _events = resolve(swaps_path)
-    con = connect()
-    swaps_view(con, swaps_glob)
-    rows = [{**a, "features": json.dumps(a["features"], sort_keys=True, default=_num)} for a in alerts]
-    table = pa.Table.from_pylist([{k: r.get(k) for k in ALERT_SCHEMA.names} for r in rows], schema=ALERT_SCHEMA)
-    outcomes = compute_outcomes(con, table, latency_slots)
-    con.register("outcomes", outcomes)
-    metrics = con.sql(metrics_sql()).to_arrow_table()
+    with _Bar(progress) as bar:
+        results = _run_parts(swaps_path, triggers, workers, False, bar)
+        t1 = time.perf_counter()
+        n_trades = sum(r["trades"] for r in results)
+        table = _alerts_table(results)
+        bar.phase(f"outcomes of {table.num_rows:,} alerts, metrics")
+        swaps_glob, _events = resolve(swaps_path)
+        con = connect()
+        swaps_view(con, swaps_glob)
+        outcomes = compute_outcomes(con, table, latency_slots)
+        con.register("outcomes", outcomes)
+        metrics = con.sql(metrics_sql()).to_arrow_table()
+        t2 = time.perf_counter()
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         pq.write_table(outcomes, out_dir / "alerts.parquet")
         pq.write_table(metrics, out_dir / "metrics.parquet")
     con.close()
-    return BacktestResult(outcomes.to_pylist(), metrics.to_pylist(), n_trades, time.perf_counter() - t0, out_dir)
+    t3 = time.perf_counter()
+    timing = {"engine_s": t1 - t0, "outcomes_metrics_s": t2 - t1, "write_s": t3 - t2,
+              "worker_cpu_s": [round(r["cpu_s"], 2) for r in results]}
+    return BacktestResult(outcomes, metrics.to_pylist(), n_trades, t3 - t0, out_dir, timing)
 
 
 def _num(v):
