@@ -53,6 +53,9 @@ class Ingest:
         self.received_tx = 0
         self.handed_slot: int | None = None
         self.seen_ids: set[str] = set()  # swap ids already handed on (replays after a resume)
+        self.flush_due = False  # a BlockMeta came since the last flush
+        self.last_flush = time.monotonic()
+        self.flush_s = 0.05  # longest a ready slot waits while the stream is still catching up
 
     async def resume_slot(self) -> int | None:
         v = await self.redis.get(self.state_key)
@@ -109,6 +112,11 @@ class Ingest:
             try:
                 async for upd in sub:
                     await self._handle(upd)
+                    # Hand slots on when the stream has caught up, or every flush_s while it
+                    # has not: under load one Redis round trip then carries many slots.
+                    if self.flush_due and (sub.buffered() == 0
+                                           or time.monotonic() - self.last_flush >= self.flush_s):
+                        await self.flush()
                     if self.stop.is_set():
                         break
                 delays = backoff()
@@ -162,7 +170,7 @@ class Ingest:
             self.metrics.set("ingest_last_slot", bm.slot)
             if bm.block_time.timestamp:
                 self.metrics.set("ingest_lag_seconds", max(0.0, time.time() - bm.block_time.timestamp))
-            await self.flush()
+            self.flush_due = True
 
     async def flush(self, idle: bool = False) -> None:
         """Hand on buffered slots in order.
@@ -173,6 +181,8 @@ class Ingest:
         behind the newest BlockMeta. A slot is never handed on half-received: after a
         restart it is asked for again with ``from_slot``.
         """
+        self.flush_due = False
+        self.last_flush = time.monotonic()
         ready: list[tuple[int, list]] = []
         while self.buffer:
             slot = min(self.buffer)

@@ -241,6 +241,11 @@ class Subscription:
         return True
 
     # -- the consumer (event loop) ---------------------------------------------------------
+    def buffered(self) -> int:
+        """Updates received and waiting to be taken: 0 means the consumer has caught up
+        (a consumer that batches its work flushes then)."""
+        return len(self._items)
+
     def __aiter__(self) -> Subscription:
         return self
 
