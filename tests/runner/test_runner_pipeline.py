@@ -168,3 +168,46 @@ def test_redis_and_postgres_restarts_mid_run_lose_nothing(pg_url, replay_server,
     swaps, alerts = asyncio.run(db_state(pg_url))
     assert swaps == expected[0]
     assert alerts == expected[1], _log(p, 20000)
+
+
+def _taken(p) -> set[int]:
+    """Partitions a runner has logged taking."""
+    import json
+
+    out = set()
+    for line in _log(p, 10**7).splitlines():
+        try:
+            msg = json.loads(line).get("msg", "")
+        except ValueError:
+            continue
+        if msg.endswith(": taken") and msg.startswith("partition "):
+            out.add(int(msg.split()[1].rstrip(":")))
+    return out
+
+
+def test_two_runners_share_partitions_and_the_survivor_takes_over(pg_url, redis_prefix, replay_server, expected):
+    """Scale-out: two runner processes split the partitions through leases (one ingests,
+    both detect); the detect-only one is SIGKILLed mid-stream, and the survivor takes its
+    partitions and pending entries over: the end result equals an undisturbed run."""
+    srv = replay_server(speed=30.0)
+    env = _env(pg_url, redis_prefix, f"http://127.0.0.1:{srv.port}")
+    a = _runner(env, "--stop-after-idle", "4")
+    b = _runner(env, "--no-ingest")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (_taken(a) and _taken(b)):
+            time.sleep(0.2)
+        held_by_b = _taken(b)
+        assert _taken(a) and held_by_b, f"the partitions were not shared:\n{_log(a)}\n---\n{_log(b)}"
+        time.sleep(1.0)
+        b.send_signal(signal.SIGKILL)
+        b.wait(timeout=10)
+        assert a.wait(timeout=300) == 0, _log(a)
+        assert held_by_b <= _taken(a), f"the survivor did not take {held_by_b} over:\n{_log(a)}"
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+    swaps, alerts = asyncio.run(db_state(pg_url))
+    assert swaps == expected[0], "swaps missing or extra after a runner died"
+    assert alerts == expected[1], _log(a, 20000)
