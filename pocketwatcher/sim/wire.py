@@ -126,8 +126,10 @@ def created_at_field(t: float) -> bytes:
             _SECS.clear()
         head = _SECS[secs] = b"\x08" + varint(secs)
     nanos = (us - secs * 1_000_000) * 1000
-    body = head + b"\x10" + varint(nanos) if nanos else head
-    return b"\x5a" + _V[len(body)] + body
+    if not nanos:
+        return b"\x5a" + _V[len(head)] + head
+    nv = varint(nanos)
+    return b"".join((b"\x5a", _V[len(head) + 1 + len(nv)], head, b"\x10", nv))
 
 
 def update(filters: bytes, body_field: bytes, created_at: float) -> bytes:
