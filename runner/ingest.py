@@ -42,6 +42,7 @@ class Ingest:
         self.client = GeyserClient(endpoint, x_token)
         self.streams, self.redis, self.programs = streams, redis, programs
         self.state_key = f"{prefix}ingest:handed_slot"
+        self.gaps_key = f"{prefix}ingest:gaps"  # slot ranges the provider could not replay
         self.stop, self.metrics, self.grace = stop, metrics, grace_slots
         self.clock = SlotClock()
         self.enricher = Enricher()
@@ -125,6 +126,9 @@ class Ingest:
             except GeyserError as e:
                 if self.stop.is_set():
                     break
+                if handed is not None and "is not available" in str(e):
+                    await self._gap(handed, str(e))  # resume where the provider can, say what is lost
+                    continue
                 self.metrics.inc("ingest_reconnects")
                 log.warning("geyser stream: %s; reconnecting", e)
                 await self._sleep(next(delays))
@@ -135,6 +139,33 @@ class Ingest:
                 closer.cancel()
                 await sub.close()
         await self.flush()  # shutdown: hand on complete slots only; the rest comes again on resume
+
+    async def _gap(self, handed: int, error: str) -> None:
+        """The provider no longer holds the slots after ``handed`` (its replay window is
+        short: 150 slots by default). Resume from its oldest slot and report the slots in
+        between as a gap — in the log (ERROR), the ``ingest_gap_slots`` metric and the
+        ``{prefix}ingest:gaps`` Redis list — because swaps in them are missing for good."""
+        import json
+        import re
+
+        m = re.search(r"last available:\s*(\d+)", error)
+        first = int(m.group(1)) if m else None
+        if first is None or first <= handed + 1:
+            first = self.max_seen_slot + 1 if self.max_seen_slot > handed else None
+        gap = {"from_slot": handed + 1, "to_slot": first - 1 if first else None, "at": time.time(),
+               "reason": error[:300]}
+        n = (first - handed - 1) if first else 0
+        self.metrics.inc("ingest_gaps")
+        if n:
+            self.metrics.inc("ingest_gap_slots", n)
+        log.error("gap: the provider cannot replay slots %d..%s (%s); resuming from %s; swaps in "
+                  "those slots are missing", handed + 1, first - 1 if first else "now", error[:200],
+                  first if first else "the live tip")
+        await self._retry(lambda: self.redis.rpush(self.gaps_key, json.dumps(gap)))
+        # from here on, resume at the provider's oldest slot (or live, when it did not say)
+        await self._retry(lambda: self.redis.set(self.state_key, first - 1) if first
+                          else self.redis.delete(self.state_key))
+        self.handed_slot = first - 1 if first else None
 
     async def _close_on_stop(self, sub) -> None:
         """Stop intake at once on shutdown, even while the stream is quiet (only pings)."""

@@ -13,6 +13,9 @@ _COUNTERS = {
     "alerts": "alerts fired",
     "detect_errors": "detect batches that failed and will be retried",
     "redis_errors": "Redis calls retried after an error",
+    "engine_rebuilds": "detect engines rebuilt from the store after a batch failed to commit",
+    "ingest_gaps": "resumes the provider could not serve from the last handed-on slot",
+    "ingest_gap_slots": "slots lost in those gaps (their swaps are missing)",
 }
 _GAUGES = {
     "ingest_last_slot": "last slot seen in a BlockMeta",

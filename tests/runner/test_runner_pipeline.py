@@ -211,3 +211,65 @@ def test_two_runners_share_partitions_and_the_survivor_takes_over(pg_url, redis_
     swaps, alerts = asyncio.run(db_state(pg_url))
     assert swaps == expected[0], "swaps missing or extra after a runner died"
     assert alerts == expected[1], _log(a, 20000)
+
+
+def test_a_resume_slot_the_provider_no_longer_holds_is_reported_as_a_gap(pg_url, redis_prefix, replay_server,
+                                                                         expected):
+    """The runner was last handed slot N, but the provider's replay window starts later:
+    it resumes from the provider's oldest slot and reports N+1..oldest-1 as a gap."""
+    import json
+
+    import redis
+    from conftest import SAMPLE
+
+    from pocketwatcher.geyser.capture import CaptureReader
+
+    first = next(u.block_meta.slot if u.HasField("block_meta") else u.transaction.slot
+                 for u in CaptureReader(SAMPLE).updates())
+    redis_url, prefix = redis_prefix
+    r = redis.Redis.from_url(redis_url)
+    r.set(f"{prefix}ingest:handed_slot", first - 51)
+    srv = replay_server()
+    from runner.app import Runner, RunnerSettings
+
+    settings = RunnerSettings(redis_url=redis_url, database_url=pg_url, geyser_endpoint=f"http://127.0.0.1:{srv.port}",
+                              prefix=prefix, partitions=4, metrics_port=0, stop_after_idle=2.0, dispatch=False,
+                              lease_ttl_ms=3000, triggers=REPO / "triggers.toml")
+    runner = Runner(settings)
+    assert asyncio.run(runner.run()) == 0
+    [gap] = [json.loads(g) for g in r.lrange(f"{prefix}ingest:gaps", 0, -1)]
+    assert (gap["from_slot"], gap["to_slot"]) == (first - 50, first - 1)
+    assert "not available" in gap["reason"]
+    assert runner.metrics.value("ingest_gap_slots") == 50
+    swaps, alerts = asyncio.run(db_state(pg_url))
+    assert swaps == expected[0] and alerts == expected[1]  # everything the provider still had
+
+
+def test_a_batch_that_fails_to_commit_is_redone_from_a_rebuilt_engine(pg_url, redis_prefix, replay_server, expected,
+                                                                       monkeypatch):
+    """A commit that fails with a non-transient error after the engine has seen the batch:
+    the worker rebuilds its engine from the store and redoes the batch, so no trade is
+    counted twice and the alerts equal an undisturbed run."""
+    from pocketwatcher.store.postgres import Store
+    from runner.app import Runner, RunnerSettings
+
+    real = Store.commit_batch
+    calls = {"n": 0}
+
+    async def flaky(self, swaps, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] in (3, 7, 8) and swaps:
+            raise ValueError("injected: the database said no")
+        return await real(self, swaps, *a, **kw)
+
+    monkeypatch.setattr(Store, "commit_batch", flaky)
+    srv = replay_server(speed=30.0)
+    redis_url, prefix = redis_prefix
+    settings = RunnerSettings(redis_url=redis_url, database_url=pg_url, geyser_endpoint=f"http://127.0.0.1:{srv.port}",
+                              prefix=prefix, partitions=4, metrics_port=0, stop_after_idle=2.0, dispatch=False,
+                              lease_ttl_ms=3000, triggers=REPO / "triggers.toml")
+    runner = Runner(settings)
+    assert asyncio.run(runner.run()) == 0
+    swaps, alerts = asyncio.run(db_state(pg_url))
+    assert swaps == expected[0] and alerts == expected[1]
+    assert runner.metrics.value("engine_rebuilds") >= 2
