@@ -115,6 +115,65 @@ async def _run_layout(capture: Path, split: bool, n_tx: int, db: str) -> dict:
     return out
 
 
+def memory_probe(mints: int, parts: int = 8) -> dict:
+    """Peak RSS of a runner's state for ``mints`` live mints, in a child process of its own.
+
+    It runs the runner's per-swap code paths without the servers: ingest's enricher
+    (wallet first-seen, clusters, smart money) and its seen-id set, the stream record
+    encoded and decoded, and one TriggerEngine per partition with the detect worker's
+    committed-id map — every mint trading 6 times inside one hour of event time, so none
+    is evicted. Libraries the runner imports (gRPC, redis, asyncpg, DuckDB...) are loaded
+    first, so the figure is the whole process, not only the state.
+    """
+    code = f"""
+import sys, json
+sys.path.insert(0, {str(REPO)!r})
+import grpc, redis.asyncio, asyncpg, duckdb, pyarrow  # noqa: F401 - what the runner process holds
+import runner.app, runner.ingest, runner.detect  # noqa: F401
+from pocketwatcher.enrich.wallets import Enricher
+from pocketwatcher.parse import Swap
+from pocketwatcher.store.streams import partition_of
+from pocketwatcher.triggers.config import load_triggers
+from pocketwatcher.triggers.engine import TriggerEngine
+from pocketwatcher.triggers.trade import Trade
+from runner.records import decode, encode_swap
+WSOL = "So11111111111111111111111111111111111111112"
+triggers = load_triggers({str(REPO / 'triggers.toml')!r})
+engines = [TriggerEngine(triggers) for _ in range({parts})]
+committed = [dict() for _ in range({parts})]
+enricher, seen = Enricher(), set()
+t, n = 1_800_000_000, 0
+for i in range({mints}):
+    mint = f"{{i:07d}}" + "M" * 36 + "pump"
+    k = partition_of(mint, {parts})
+    engines[k].on_create(mint, f"dev{{i:07d}}" + "D" * 34, t, 1000 + i)
+    for j in range(6):
+        n += 1
+        sig = f"{{i:07d}}{{j}}" + "S" * 80
+        s = Swap(sig, 1000 + i, t + j, "2", "pumpfun", "curve" + mint[:39], f"w{{(i * 7 + j) % 50000:06d}}" + "W" * 37,
+                 mint, "buy" if j % 3 != 2 else "sell", 10**12, 6, WSOL, 10**8, 9, 3e-8 + j * 1e-9,
+                 fee_payer=None, virtual_sol_reserves=31 * 10**9, virtual_token_reserves=10**15, mcap_sol=32.0,
+                 fees={{"protocol": 95, "creator": 5}})
+        rec = encode_swap(s, enricher.on_swap(s, s.fee_payer), 1.0)
+        seen.add(s.id)
+        if len(seen) > 500_000:
+            seen.clear()
+        _kind, (s2, e2, _rx) = decode(rec)
+        engines[k].on_trade(Trade.from_swap(s2, e2))
+        committed[k][s2.id] = None
+        if len(committed[k]) > 1_000_000:
+            committed[k] = dict.fromkeys(list(committed[k])[-200_000:])
+    t += 0 if i % 50 else 1
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+print(json.dumps({{"mints": sum(len(e.mints) for e in engines), "swaps": n, "peak_rss_mb": round(hwm(), 1)}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def capture_summary(path: Path) -> dict:
     """Transactions, failed ones and parsed swaps of a capture (any capture, not only simulated)."""
     from pocketwatcher.geyser.capture import CaptureReader
@@ -139,6 +198,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--layout", choices=["both", "one", "two"], default="both")
     ap.add_argument("--capture", type=Path, help="replay this capture instead of simulating one")
+    ap.add_argument("--memory-mints", type=int, default=100_000,
+                    help="also measure the memory of a runner tracking this many mints (0 = skip)")
     args = ap.parse_args()
 
     if args.capture:
@@ -157,7 +218,9 @@ def main() -> None:
                       "capture_transactions": summary["transactions"], "capture_swaps": summary["trades"],
                       **{f"one_process_{k}": v for k, v in one.items()},
                       **{f"two_processes_{k}": v for k, v in two.items()},
-                      "target_tx_per_s": 5000, "target_p99_ms": 250}))
+                      "target_tx_per_s": 5000, "target_p99_ms": 250,
+                      **({f"memory_{k}": v for k, v in memory_probe(args.memory_mints).items()}
+                         if args.memory_mints else {})}))
 
 
 if __name__ == "__main__":
