@@ -211,6 +211,49 @@ def run_cmd(
     raise typer.Exit(run(settings))
 
 
+@app.command()
+def status(
+    partitions: int = typer.Option(8, "--partitions", help="Swap stream partitions (as the runners use)."),
+    dead: int = typer.Option(10, "--dead", help="How many of the newest dead letters to show."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of tables."),
+) -> None:
+    """Stream lag/pending/dead letters per partition, runners and their partitions, ingest's
+    last slot and gaps (needs REDIS_URL; POCKETWATCHER_PREFIX if the runners use one)."""
+    import asyncio
+    import os
+
+    import redis.asyncio as aioredis
+
+    from runner.status import collect, render
+
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        typer.secho("REDIS_URL is not set: point it at the Redis the runners use", err=True, fg="red")
+        raise typer.Exit(2)
+
+    async def go():
+        r = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        try:
+            return await collect(r, os.environ.get("POCKETWATCHER_PREFIX") or "pw:", partitions, dead)
+        finally:
+            await r.aclose()
+
+    try:
+        s = asyncio.run(go())
+    except OSError as e:
+        typer.secho(f"cannot reach Redis: {e}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    except Exception as e:  # redis.exceptions.ConnectionError is not an OSError
+        if type(e).__module__.startswith("redis"):
+            typer.secho(f"cannot reach Redis: {type(e).__name__}: {e}", err=True, fg="red")
+            raise typer.Exit(1) from None
+        raise
+    if as_json:
+        typer.echo(json.dumps(s, default=str))
+    else:
+        render(s)
+
+
 def _setup_logging(debug: bool) -> None:
     import json as _json
 
