@@ -45,7 +45,8 @@ class Account:
     is encoded.
     """
 
-    __slots__ = ("pk", "_b58", "kf", "lam", "lamv", "tok", "tbm", "_tb_head", "_tb_tail", "decimals", "fixed")
+    __slots__ = ("pk", "_b58", "kf", "lam", "lamv", "tok", "tbm", "_tb_head", "_tb_tail", "decimals", "fixed",
+                 "_as_mint", "_as_owner")
 
     def __init__(self, pk: bytes, lam: int = 0) -> None:
         self.pk = pk
@@ -58,6 +59,7 @@ class Account:
         self.tok = 0
         self.tbm = None
         self._tb_head = self._tb_tail = b""
+        self._as_mint = self._as_owner = None  # this account's TokenBalance pieces as a mint / an owner
         self.decimals = 0
         self.fixed = False  # lamports never change (programs, sysvars, configs): shapes may bake them in
 
@@ -92,11 +94,17 @@ class Account:
 
     def make_token(self, mint: Account, owner: Account, program: str, decimals: int) -> Account:
         """Turn this account into a token account of ``mint`` owned by ``owner``."""
-        m = mint.b58.encode()
-        o = owner.b58.encode()
-        p = program.encode()
-        self._tb_head = b"\x12" + _V[len(m)] + m
-        self._tb_tail = b"\x22" + _V[len(o)] + o + b"\x2a" + _V[len(p)] + p
+        head = mint._as_mint
+        if head is None:
+            m = mint.b58.encode()
+            head = mint._as_mint = b"\x12" + _V[len(m)] + m
+        tail = owner._as_owner
+        if tail is None or tail[0] != program:
+            o = owner.b58.encode()
+            p = program.encode()
+            tail = owner._as_owner = (program, b"\x22" + _V[len(o)] + o + b"\x2a" + _V[len(p)] + p)
+        self._tb_head = head
+        self._tb_tail = tail[1]
         self.decimals = decimals
         self.tbm = None
         return self
