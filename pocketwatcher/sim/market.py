@@ -50,6 +50,7 @@ class Market:
         self.slot = cfg.start_slot
         self.index = 0
         self.block_time = cfg.start_unix
+        self._start_unix = cfg.start_unix
         self.slot_trades: dict[int, int] = {}
         self.next_token_id = 0
         self._slot_end = 0.0
@@ -73,18 +74,20 @@ class Market:
 
     def position(self, gap: int | None = None) -> None:
         """Place the next transaction: index in block and stream time (``gap`` 1 = bundled)."""
-        rng = self.rng
-        r = rng.random()
-        self.index += gap if gap is not None else 1 + int(-log(1.0 - r) * 6.67)  # other programs' txs between
-        ca = min(self.now + 0.004 + 0.02 * r, self._slot_end)
+        r = self.rng.random()
+        self.index = index = self.index + (gap if gap is not None else 1 + int(-log(1.0 - r) * 6.67))  # others' txs
+        ca = self.now + 0.004 + 0.02 * r
+        if ca > self._slot_end:
+            ca = self._slot_end
         if ca < self._last_ca:
             ca = self._last_ca
         self._last_ca = ca
         enc = self.enc
         enc.slot = self.slot
-        enc.index = self.index
-        enc.blockhash_f = self._hashes[-1 - self.index % len(self._hashes)]
-        enc.created_at_f = created_at_field(self.cfg.start_unix + ca)
+        enc.index = index
+        hashes = self._hashes
+        enc.blockhash_f = hashes[-1 - index % len(hashes)]
+        enc.created_at_f = created_at_field(self._start_unix + ca)
 
     def run(self) -> Iterator[list[bytes]]:
         """Yield, per produced slot, its updates (serialized ``SubscribeUpdate`` bytes)."""
