@@ -174,6 +174,106 @@ print(json.dumps({{"mints": sum(len(e.mints) for e in engines), "swaps": n, "pea
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def stage_costs(capture: Path, limit: int = 20_000) -> dict:
+    """CPU per streamed transaction of each runner stage, measured one at a time in this
+    process (µs; time.process_time, best of 3) over the capture's successful transactions:
+    where a transaction's cost goes, and so what a faster runner must cut.
+    Publish and commit run against the real Redis and PostgreSQL (their server-side cost
+    is not counted: it runs in their processes)."""
+    from pocketwatcher.enrich.wallets import Enricher
+    from pocketwatcher.geyser.capture import CaptureReader
+    from pocketwatcher.parse import parse_update_full
+    from pocketwatcher.proto import geyser_pb2 as pb
+    from pocketwatcher.triggers.config import load_triggers
+    from pocketwatcher.triggers.engine import TriggerEngine
+    from pocketwatcher.triggers.trade import Trade
+    from runner.records import decode, encode_swap
+
+    raw = []
+    for data in CaptureReader(capture):
+        u = pb.SubscribeUpdate.FromString(data)
+        if u.WhichOneof("update_oneof") == "transaction" and not u.transaction.transaction.meta.HasField("err"):
+            raw.append(data)
+            if len(raw) >= limit:
+                break
+    n = len(raw)
+
+    def best(fn) -> float:
+        out = 1e9
+        for _ in range(3):
+            t = time.process_time()
+            fn()
+            out = min(out, time.process_time() - t)
+        return round(out / n * 1e6, 1)
+
+    ups = [pb.SubscribeUpdate.FromString(d) for d in raw]
+    res = [parse_update_full(u, transfers=True) for u in ups]
+    swaps = [s for r in res for s in r.swaps]
+    enr = Enricher()
+    stamped = [(s, enr.on_swap(s, s.fee_payer)) for s in swaps]
+    recs = [encode_swap(s, e, 1.0) for s, e in stamped]
+    triggers = load_triggers(REPO / "triggers.toml")
+    out = {"transactions": n, "swaps": len(swaps),
+           "deserialize_us": best(lambda: [pb.SubscribeUpdate.FromString(d) for d in raw]),
+           "parse_us": best(lambda: [parse_update_full(u, transfers=True) for u in ups]),
+           "enrich_us": best(lambda: [(lambda e: [e.on_swap(s, s.fee_payer) for s in swaps])(Enricher())]),
+           "encode_us": best(lambda: [encode_swap(s, e, 1.0) for s, e in stamped]),
+           "decode_us": best(lambda: [decode(r) for r in recs])}
+
+    def engine():
+        eng = TriggerEngine(triggers)
+        for s, e in stamped:
+            eng.on_trade(Trade.from_swap(s, e))
+    out["engine_us"] = best(engine)
+    out.update(asyncio.run(_io_costs(recs, stamped, n)))
+    out["runner_total_us"] = round(sum(v for k, v in out.items() if k.endswith("_us")), 1)
+    return out
+
+
+async def _io_costs(recs, stamped, n: int) -> dict:
+    """Client-side CPU of publishing the records to Redis Streams, reading and acking them,
+    and committing the swaps to PostgreSQL in batches of 500."""
+    import redis.asyncio as aioredis
+    from conftest import drop_database, new_database
+
+    from pocketwatcher.store.migrate import migrate
+    from pocketwatcher.store.postgres import Store, connect_pool
+    from pocketwatcher.store.streams import PartitionConsumer, SwapStreams
+
+    prefix = f"pwstage:{uuid.uuid4().hex[:8]}:"
+    r = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    db = await asyncio.to_thread(new_database)
+    try:
+        streams = SwapStreams(r, prefix=prefix, parts=4)
+        await streams.ensure_groups()
+        entries = [(s.mint, rec) for (s, _e), rec in zip(stamped, recs, strict=True)]
+        t = time.process_time()
+        for i in range(0, len(entries), 500):
+            await streams.publish(entries[i:i + 500])
+        publish = time.process_time() - t
+        t = time.process_time()
+        for k in range(4):
+            c = PartitionConsumer(r, streams, k, "bench")
+            while batch := await c.next_batch(500, block_ms=None):
+                await c.ack(i for i, _ in batch)
+        consume = time.process_time() - t
+        pool = await connect_pool(db)
+        await migrate(pool)
+        store = Store(pool)
+        t = time.process_time()
+        for i in range(0, len(stamped), 500):
+            await store.commit_batch(stamped[i:i + 500])
+        commit = time.process_time() - t
+        await pool.close()
+    finally:
+        async for k in r.scan_iter(match=prefix + "*", count=1000):
+            await r.delete(k)
+        await r.aclose()
+        await asyncio.to_thread(drop_database, db)
+    return {"publish_us": round(publish / n * 1e6, 1), "consume_ack_us": round(consume / n * 1e6, 1),
+            "commit_us": round(commit / n * 1e6, 1)}
+
+
 def capture_summary(path: Path) -> dict:
     """Transactions, failed ones and parsed swaps of a capture (any capture, not only simulated)."""
     from pocketwatcher.geyser.capture import CaptureReader
@@ -198,10 +298,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--layout", choices=["both", "one", "two"], default="both")
     ap.add_argument("--capture", type=Path, help="replay this capture instead of simulating one")
+    ap.add_argument("--stages", action="store_true", help="only the CPU cost of each stage per transaction")
     ap.add_argument("--memory-mints", type=int, default=100_000,
                     help="also measure the memory of a runner tracking this many mints (0 = skip)")
     args = ap.parse_args()
 
+    if args.stages:
+        if not args.capture:
+            from pocketwatcher.sim import simulate
+
+            work = Path(tempfile.mkdtemp(prefix="pw-runner-bench-"))
+            simulate(args.minutes, args.seed, work, launches_per_minute=args.launches, progress=False)
+            args.capture = work / "capture.pwcap"
+        print(json.dumps({"bench": "runner_stages", **stage_costs(args.capture)}))
+        return
     if args.capture:
         capture = args.capture
         summary = capture_summary(capture)

@@ -121,11 +121,11 @@ def parse_transaction(tx: dict, *, alt_resolver=None) -> list[Swap]:
 def parse_update_full(update, *, transfers: bool = False) -> ParseResult:
     """Like :func:`parse_update`, with the reason, the view and lifecycle events.
 
-    ``transfers=True`` also collects plain SOL transfers (wallet funding), at the cost of
-    building the complete view.
+    ``transfers=True`` also collects plain SOL transfers (wallet funding): the hot-path
+    view then keeps the top-level System Program transfers it would otherwise skip.
     """
     try:
-        view = view_from_update(update, skip_inert=not transfers)
+        view = view_from_update(update, skip_inert=True, keep_sol_transfers=transfers)
     except TxError as e:
         STATS.transactions += 1
         return _skip(e.reason, e.detail)

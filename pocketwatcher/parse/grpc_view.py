@@ -23,6 +23,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from pocketwatcher.parse.programs.registry import INERT_INNER, SKIP_TOP_LEVEL
+from pocketwatcher.parse.programs.registry import SYSTEM as _SYSTEM
 from pocketwatcher.parse.txview import Ix, LazyBalances, TokenBal, TxError, TxView
 from pocketwatcher.proto import geyser_pb2
 from pocketwatcher.proto import solana_storage_pb2 as storage
@@ -122,13 +123,15 @@ def view_from_update(
     update: geyser_pb2.SubscribeUpdate | geyser_pb2.SubscribeUpdateTransaction | bytes,
     *,
     skip_inert: bool = False,
+    keep_sol_transfers: bool = False,
 ) -> TxView:
     """Normalize one Geyser transaction update (message, inner transaction message or raw bytes).
 
     Raises ``TxError`` with reason ``bad_protobuf``, ``not_a_transaction``, ``bad_index``,
     ``bad_key`` or ``bad_token_balance``. ``skip_inert`` leaves out the instruction groups
     whose top-level program can never lead to a swap (compute budget, ATA, token, system):
-    the parser's hot path; the view is then marked incomplete.
+    the parser's hot path; the view is then marked incomplete. ``keep_sol_transfers``
+    keeps top-level System Program transfers in that view (what ``sol_transfers`` reads).
     """
     # Repeated fields are read with [:] (a C-level copy to a list, ~3x faster than list()).
     if isinstance(update, (bytes, bytearray, memoryview)):
@@ -204,6 +207,7 @@ def view_from_update(
     if skip_inert:
         # per program index: skip its top-level group / which inner data tags to keep
         skip_top = set()
+        system = -1  # index of the System Program, when its transfers are kept
         inert: dict[int, frozenset] = {}
         special = _SPECIAL.get
         for idx, k in enumerate(keys):
@@ -213,13 +217,15 @@ def view_from_update(
                     skip_top.add(idx)
                 if r[1] is not None:
                     inert[idx] = r[1]
+                if keep_sol_transfers and k == _SYSTEM:
+                    system = idx
         if failed:
             top = ()  # a failed transaction has no swaps; only its id and error matter
     for i, ci in enumerate(top):
         p = ci.program_id_index
         if p >= n:
             _raise_bad_index(str(i), p, b"", n)
-        if skip_inert and p in skip_top:
+        if skip_inert and p in skip_top and not (p == system and ci.data[:1] == b"\x02"):
             continue
         a = ci.accounts
         if a and max(a) >= n:
