@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ..triggers.engine import BATCH_COLUMNS
 from ..triggers.trade import WSOL, Trade
@@ -128,18 +129,36 @@ def stream_query(con: duckdb.DuckDBPyConnection, swaps_glob: str, events_path: s
     return f"{trades} UNION ALL {creates} ORDER BY o_slot, o_tx, ix_outer, ix_inner, k"
 
 
-def stream_batches(swaps_glob: str, events_path: str | None, *, part: int = 0, parts: int = 1,
-                   batch: int = 65_536, threads: int | None = None) -> Iterator[list[list]]:
-    """The engine's input in chain order, as lists of column lists (``BATCH_COLUMNS``)."""
+def stream_record_batches(swaps_glob: str, events_path: str | None, *, part: int = 0, parts: int = 1,
+                          batch: int = 65_536, threads: int | None = None) -> Iterator[pa.RecordBatch]:
+    """The engine's input in chain order, as Arrow record batches (``BATCH_COLUMNS``)."""
     con = connect(threads)
     try:
         reader = con.sql(stream_query(con, swaps_glob, events_path, part=part, parts=parts)).to_arrow_reader(batch)
-        n = len(BATCH_COLUMNS)
         for rb in reader:
             if rb.num_rows:
-                yield [rb.column(i).to_pylist() for i in range(n)]
+                yield rb
     finally:
         con.close()
+
+
+def to_columns(rb: pa.RecordBatch, *, swap_ids: bool = True) -> list[list]:
+    """A record batch as the column lists ``TriggerEngine.feed_columns`` takes; without
+    ``swap_ids``, all but signature and ix (see ``swap_ids_of``)."""
+    return [rb.column(i).to_pylist() for i in range(len(BATCH_COLUMNS) - (0 if swap_ids else 2))]
+
+
+def swap_ids_of(rb: pa.RecordBatch):
+    """row -> (signature, ix) of a batch: what ``feed_columns(..., swap=)`` asks for a firing swap."""
+    sig, ix = rb.column(len(BATCH_COLUMNS) - 2), rb.column(len(BATCH_COLUMNS) - 1)
+    return lambda row: (sig[row].as_py(), ix[row].as_py())
+
+
+def stream_batches(swaps_glob: str, events_path: str | None, *, part: int = 0, parts: int = 1,
+                   batch: int = 65_536, threads: int | None = None) -> Iterator[list[list]]:
+    """The engine's input in chain order, as lists of column lists (``BATCH_COLUMNS``)."""
+    for rb in stream_record_batches(swaps_glob, events_path, part=part, parts=parts, batch=batch, threads=threads):
+        yield to_columns(rb)
 
 
 def iter_stream(swaps_glob: str, events_path: str | None, *, part: int = 0, parts: int = 1,

@@ -36,10 +36,11 @@ WSOL = "So11111111111111111111111111111111111111112"
 
 
 def compute_outcomes(con, alerts: pa.Table, latency_slots: int) -> pa.Table:
-    """``alerts`` (id, mint, slot, ...) → the same rows with entry and outcome columns."""
+    """``alerts`` (id, mint, slot, ...) → the same rows with entry and outcome columns
+    (prices from the ``swaps`` view of ``con``)."""
     con.register("alerts_in", alerts)
     end_t = con.execute("SELECT max(block_time) FROM swaps").fetchall()[0][0] or 0
-    mints = pc.unique(alerts["mint"].combine_chunks()) if alerts.num_rows else pa.array([], pa.string())
+    mints = _mints(alerts)
     con.register("alerted_mints", pa.table({"mint": mints, "code": pa.array(range(len(mints)), pa.int64())}))
     series = con.execute(f"""
         SELECT a.code, s.slot, s.block_time, s.price FROM swaps s JOIN alerted_mints a ON s.mint = a.mint
@@ -47,10 +48,20 @@ def compute_outcomes(con, alerts: pa.Table, latency_slots: int) -> pa.Table:
         ORDER BY a.code, s.slot, coalesce(s.tx_index, 0), s.ix_outer, s.ix_inner
     """).fetchnumpy()
     con.unregister("alerted_mints")
-    codes = np.asarray(series["code"], dtype=np.int64)
-    slots = np.asarray(series["slot"], dtype=np.int64)
-    times = np.asarray(series["block_time"], dtype=np.int64)
-    prices = np.asarray(series["price"], dtype=np.float64)
+    return outcomes_for(alerts, mints, *(np.asarray(series[c], dtype=d) for c, d in (
+        ("code", np.int64), ("slot", np.int64), ("block_time", np.int64), ("price", np.float64))),
+        end_t=end_t, latency_slots=latency_slots)
+
+
+def _mints(alerts: pa.Table) -> pa.Array:
+    return pc.unique(alerts["mint"].combine_chunks()) if alerts.num_rows else pa.array([], pa.string())
+
+
+def outcomes_for(alerts: pa.Table, mints: pa.Array, codes, slots, times, prices, *, end_t: int,
+                 latency_slots: int) -> pa.Table:
+    """Outcome columns appended to ``alerts``, from the SOL prices of the alerted mints:
+    ``codes`` (index into ``mints``), ``slots``, ``times``, ``prices``, sorted by mint then
+    chain order; ``end_t`` is where the data ends."""
     a_code = np.asarray(pc.index_in(alerts["mint"], value_set=mints), dtype=np.int64)
     min_slot = np.asarray(alerts["slot"], dtype=np.int64) + latency_slots
     bounds = np.searchsorted(codes, np.arange(len(mints) + 1))  # mint c: rows bounds[c]:bounds[c + 1]
@@ -66,6 +77,47 @@ def compute_outcomes(con, alerts: pa.Table, latency_slots: int) -> pa.Table:
     return out
 
 
+class PriceSeries:
+    """The SOL prices a worker reads on its way through its share of the swaps (the
+    engine's input batches, in chain order), kept compactly, so the outcomes of its own
+    alerts need no second pass over the data: the same rows, in the same order, as the
+    ``compute_outcomes`` query gives (price > 0 as DuckDB compares: NaN counts)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[pa.RecordBatch] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """A batch with columns mint, slot, t, price (NULL when the quote is not SOL)."""
+        price = batch.column("price")
+        keep = pc.fill_null(pc.or_(pc.greater(price, 0), pc.is_nan(price)), False)
+        sub = batch.filter(keep)
+        if sub.num_rows:
+            self.chunks.append(pa.record_batch([pc.dictionary_encode(sub.column("mint")), sub.column("slot"),
+                                                sub.column("t"), sub.column("price")],
+                                               names=["mint", "slot", "t", "price"]))
+
+    def outcomes(self, alerts: pa.Table, *, end_t: int, latency_slots: int) -> pa.Table:
+        mints = _mints(alerts)
+        codes, rows = [], []
+        for ch in self.chunks:  # each chunk's dictionary mapped onto the alerted mints once
+            mapped = pc.index_in(ch.column("mint").dictionary, value_set=mints)
+            c = np.asarray(pc.fill_null(mapped.take(ch.column("mint").indices), -1), dtype=np.int64)
+            sel = np.flatnonzero(c >= 0)
+            codes.append(c[sel])
+            rows.append(ch.select(["slot", "t", "price"]).take(pa.array(sel)))
+        if rows:
+            code = np.concatenate(codes)
+            order = np.argsort(code, kind="stable")  # by mint, chain order kept within each
+            table = pa.Table.from_batches(rows)
+            slots, times, prices = (np.asarray(table[c].combine_chunks(), dtype=d)[order]
+                                    for c, d in (("slot", np.int64), ("t", np.int64), ("price", np.float64)))
+            code = code[order]
+        else:
+            code = slots = times = np.zeros(0, dtype=np.int64)
+            prices = np.zeros(0)
+        return outcomes_for(alerts, mints, code, slots, times, prices, end_t=end_t, latency_slots=latency_slots)
+
+
 _COLUMNS = ["entry_slot", "entry_time", "entry_price", "time_to_2x_s", "drawdown_before_peak",
             *[f"{m}_{h}" for h in HORIZONS for m in ("mult", "max_mult")]]
 _INT_COLUMNS = ("entry_slot", "entry_time")
@@ -73,9 +125,9 @@ _INT_COLUMNS = ("entry_slot", "entry_time")
 
 def _vectorised(codes, slots, times, prices, bounds, a_code, min_slot, end_t) -> dict | None:
     """All alerts' outcomes at once (the same numbers ``_outcome`` gives one by one), or
-    None when some mint's times are out of order or the keys would overflow."""
+    None when some mint's times are out of order, a price is NaN or the keys would overflow."""
     n, m = len(codes), len(a_code)
-    if n and np.any((np.diff(times) < 0) & (np.diff(codes) == 0)):
+    if n and (np.any((np.diff(times) < 0) & (np.diff(codes) == 0)) or np.isnan(prices).any()):
         return None
     if n == 0:  # no prices at all: no entries
         return {c: pa.nulls(m, pa.int64() if c in _INT_COLUMNS else pa.float64())
@@ -133,22 +185,45 @@ def _range_reduce(op, values, lo, hi):
     return out
 
 
+_B = 64  # block size of the first-crossing search
+
+
 def _first_at_least(values, lo, hi, thr):
-    """The first index in [lo, hi) whose value is >= thr, per range (-1 if none): all open
-    ranges scanned forward together, a block of each at a time (blocks grow as ranges
-    close, about 4 M values a step)."""
+    """The first index in [lo, hi) whose value is >= thr, per query (-1 if none).
+
+    Two levels: the values up to lo's block boundary, then the maxima of whole blocks
+    (the same search, recursively, on an array 64 times shorter) to find the first block
+    that holds a crossing, then that block; else the tail after the last whole block."""
     res = np.full(len(lo), -1, dtype=np.int64)
-    pos = lo.copy()
-    open_ = np.flatnonzero(pos < hi)
+    if len(lo) == 0:
+        return res
+    if len(values) <= 4 * _B:
+        return _scan(values, lo, hi, thr, len(values))
+    head_end = np.minimum(hi, -(-lo // _B) * _B)
+    res[:] = _scan(values, lo, head_end, thr, _B)
+    q = np.flatnonzero((res < 0) & (head_end < hi))
+    if len(q):
+        blo, bhi = head_end[q] // _B, hi[q] // _B
+        n_full = len(values) // _B
+        maxima = values[: n_full * _B].reshape(n_full, _B).max(axis=1)
+        b = _first_at_least(maxima, blo, bhi, thr[q])
+        found = b >= 0
+        res[q[found]] = _scan(values, b[found] * _B, b[found] * _B + _B, thr[q[found]], _B)
+        tail = q[~found]
+        res[tail] = _scan(values, np.maximum(bhi[~found] * _B, head_end[tail]), hi[tail], thr[tail], _B)
+    return res
+
+
+def _scan(values, lo, hi, thr, width: int):
+    """First index >= thr in [lo, hi) when every range is at most ``width`` long."""
+    res = np.full(len(lo), -1, dtype=np.int64)
     last = len(values) - 1
-    while len(open_):
-        block = max(16, min(4096, (1 << 22) // len(open_)))
-        offs = pos[open_, None] + np.arange(block)
-        hit = (offs < hi[open_, None]) & (values[np.minimum(offs, last)] >= thr[open_, None])
+    step = max(1, (1 << 21) // max(width, 1))  # queries per step: bounded memory
+    for s in range(0, len(lo), step):
+        offs = lo[s:s + step, None] + np.arange(width)
+        hit = (offs < hi[s:s + step, None]) & (values[np.minimum(offs, last)] >= thr[s:s + step, None])
         any_hit = hit.any(axis=1)
-        res[open_[any_hit]] = offs[any_hit, hit[any_hit].argmax(axis=1)]
-        pos[open_] += block
-        open_ = open_[~any_hit & (pos[open_] < hi[open_])]
+        res[s:s + step][any_hit] = offs[any_hit, hit[any_hit].argmax(axis=1)]
     return res
 
 

@@ -2,14 +2,17 @@
 
 The engine is the same ``TriggerEngine`` the runner uses, fed in chain order. Its state
 is per mint, so the work splits by ``hash(mint)`` across worker processes exactly as the
-runner splits stream partitions; each worker runs the engine on its share (Arrow column
-batches from DuckDB, see ``data.stream_batches``) and returns its alerts as columns, and
-the alerts are merged in chain order. Outcomes and metrics are computed in DuckDB and
-numpy. A progress bar (swaps, rate, ETA) shows on stderr when it is a terminal.
+runner splits stream partitions; each worker runs the engine on its share (Arrow record
+batches from DuckDB, fed as column lists, see ``data``), keeps the SOL prices it reads
+and computes its own alerts' outcomes from them (``outcomes.PriceSeries``: no second
+pass over the data); the main process merges the workers' tables in chain order and
+computes the per-trigger metrics in DuckDB. A progress bar (rows, rate, elapsed, ETA)
+shows on stderr when it is a terminal (or with ``progress=True``).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -24,8 +27,8 @@ import pyarrow.parquet as pq
 
 from ..triggers.engine import TriggerEngine
 from ..triggers.trade import ix_key
-from .data import connect, resolve, stream_batches, swaps_view
-from .outcomes import HORIZONS, compute_outcomes, metrics_sql
+from .data import connect, resolve, stream_record_batches, swap_ids_of, swaps_view, to_columns
+from .outcomes import HORIZONS, PriceSeries, metrics_sql
 
 ALERT_SCHEMA = pa.schema([
     ("id", pa.string()), ("trigger", pa.string()), ("version", pa.int32()), ("mint", pa.string()),
@@ -61,26 +64,44 @@ def _init_worker(done) -> None:
 
 
 def _engine_part(args) -> dict:
-    """One worker: the engine over one partition of the mints. Returns its alerts (as
-    columns, or as dicts), the trades it saw, and its CPU time."""
-    swaps_glob, events, part, parts, trigger_path, trigger_text, as_dicts, threads = args
+    """One worker: the engine over one partition of the mints. Returns its alerts (with
+    their outcomes as a table, or as dicts), the trades it saw, and its CPU time."""
+    swaps_glob, events, part, parts, trigger_path, trigger_text, as_dicts, threads, latency_slots = args
     from ..triggers.config import parse_triggers
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     engine = TriggerEngine(parse_triggers(trigger_text, source=trigger_path))
+    prices = None if as_dicts else PriceSeries()
     alerts = []
     rows = 0
-    for cols in stream_batches(swaps_glob, events, part=part, parts=parts, threads=threads):
-        alerts.extend(engine.feed_columns(cols))
-        rows += len(cols[0])
-        if _DONE is not None:
-            _DONE[part] = rows
-    out = {"trades": engine.trades, "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
+    gc_was = gc.isenabled()
+    gc.disable()  # the engine makes no reference cycles; collections would only rescan its state
+    try:
+        for rb in stream_record_batches(swaps_glob, events, part=part, parts=parts, threads=threads):
+            alerts.extend(engine.feed_columns(to_columns(rb, swap_ids=False), swap_ids_of(rb)))
+            if prices is not None:
+                prices.add(rb)
+            rows += rb.num_rows
+            if _DONE is not None:
+                _DONE[part] = rows
+    finally:
+        if gc_was:
+            gc.enable()
+    out = {"trades": engine.trades}
     if as_dicts:
         out["alerts"] = [a.to_dict() for a in alerts]
-        return out
-    cols = {"id": [], "trigger": [], "version": [], "mint": [], "signature": [], "ix": [], "slot": [],
-            "block_time": [], "severity": [], "features": [], "ix_outer": [], "ix_inner": []}
+    else:
+        table = pa.table(_alert_columns(alerts), schema=_SORTABLE)
+        out["table"] = prices.outcomes(table, end_t=_end_time(swaps_glob), latency_slots=latency_slots)
+    out["cpu_s"], out["wall_s"] = time.process_time() - cpu0, time.perf_counter() - t0
+    return out
+
+
+_SORTABLE = pa.schema([*ALERT_SCHEMA, ("ix_outer", pa.int64()), ("ix_inner", pa.int64())])
+
+
+def _alert_columns(alerts) -> dict[str, list]:
+    cols: dict[str, list] = {k: [] for k in _SORTABLE.names}
     for a in alerts:
         for k in ("id", "trigger", "version", "mint", "signature", "ix", "slot", "block_time", "severity"):
             cols[k].append(getattr(a, k))
@@ -88,21 +109,33 @@ def _engine_part(args) -> dict:
         outer, inner = ix_key(a.ix)
         cols["ix_outer"].append(outer)
         cols["ix_inner"].append(inner)
-    out["columns"] = cols
-    return out
+    return cols
 
 
-def _run_parts(swaps_path, triggers, workers: int | None, as_dicts: bool, bar: _Bar) -> list[dict]:
+def _end_time(swaps_glob: str) -> int:
+    """Where the data ends: the last block time of all swaps (every partition)."""
+    con = connect(1)
+    try:
+        return con.execute(f"SELECT max(block_time) FROM read_parquet('{_q(swaps_glob)}', union_by_name = true)"
+                           ).fetchone()[0] or 0
+    finally:
+        con.close()
+
+
+def _run_parts(swaps_path, triggers, workers: int | None, as_dicts: bool, bar: _Bar,
+               latency_slots: int = 0) -> list[dict]:
     swaps_glob, events = resolve(swaps_path)
     text = getattr(triggers, "text", None)
     if text is None:  # a trigger set built in code: its file, as the workers must parse it
         text = Path(triggers.source).read_text()
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     threads = max(1, (os.cpu_count() or 1) // workers)  # DuckDB threads per worker
-    jobs = [(swaps_glob, events, k, workers, str(triggers.source), text, as_dicts, threads)
+    jobs = [(swaps_glob, events, k, workers, str(triggers.source), text, as_dicts, threads, latency_slots)
             for k in range(workers)]
+    total = 0
     if bar.enabled:
-        bar.start(_rows(swaps_glob, events), f"engine ({workers} worker{'s' if workers > 1 else ''})")
+        total = _rows(swaps_glob, events)
+        bar.start(total, f"engine ({workers} worker{'s' if workers > 1 else ''})")
     if workers == 1:  # in this process; the bar follows the worker's counter
         _init_worker(_Progressed(bar) if bar.enabled else None)
         try:
@@ -119,6 +152,8 @@ def _run_parts(swaps_path, triggers, workers: int | None, as_dicts: bool, bar: _
             if any(f.exception() is not None for f in finished):
                 break
             bar.set(sum(done))
+            if total and sum(done) >= total and not as_dicts:
+                bar.phase("outcomes")
         return [f.result() for f in futs]
 
 
@@ -201,29 +236,25 @@ def run_engine(swaps_path, triggers, *, workers: int | None = None,
     return alerts, sum(r["trades"] for r in results)
 
 
-def _alerts_table(results: list[dict]) -> pa.Table:
-    """The workers' alerts as one table in chain order (slot, instruction, trigger)."""
-    names = [*ALERT_SCHEMA.names, "ix_outer", "ix_inner"]
-    schema = pa.schema([*ALERT_SCHEMA, ("ix_outer", pa.int64()), ("ix_inner", pa.int64())])
-    table = pa.concat_tables([pa.table({k: r["columns"][k] for k in names}, schema=schema) for r in results])
+def _merged(results: list[dict]) -> pa.Table:
+    """The workers' alerts (with outcomes) as one table in chain order (slot, instruction, trigger)."""
+    table = pa.concat_tables([r["table"] for r in results])
     order = pc.sort_indices(table, sort_keys=[("slot", "ascending"), ("ix_outer", "ascending"),
                                               ("ix_inner", "ascending"), ("trigger", "ascending")])
-    return table.take(order).select(ALERT_SCHEMA.names)
+    return table.take(order).drop_columns(["ix_outer", "ix_inner"])
 
 
 def run_backtest(swaps_path, triggers, out_dir: Path | None = None, *, latency_slots: int = 2,
                  workers: int | None = None, progress: bool | None = None) -> BacktestResult:
     t0 = time.perf_counter()
     with _Bar(progress) as bar:
-        results = _run_parts(swaps_path, triggers, workers, False, bar)
+        results = _run_parts(swaps_path, triggers, workers, False, bar, latency_slots)
         t1 = time.perf_counter()
-        n_trades = sum(r["trades"] for r in results)
-        table = _alerts_table(results)
-        bar.phase(f"outcomes of {table.num_rows:,} alerts, metrics")
+        bar.phase("metrics")
+        outcomes = _merged(results)
         swaps_glob, _events = resolve(swaps_path)
         con = connect()
         swaps_view(con, swaps_glob)
-        outcomes = compute_outcomes(con, table, latency_slots)
         con.register("outcomes", outcomes)
         metrics = con.sql(metrics_sql()).to_arrow_table()
         t2 = time.perf_counter()
@@ -234,9 +265,10 @@ def run_backtest(swaps_path, triggers, out_dir: Path | None = None, *, latency_s
         pq.write_table(metrics, out_dir / "metrics.parquet")
     con.close()
     t3 = time.perf_counter()
-    timing = {"engine_s": t1 - t0, "outcomes_metrics_s": t2 - t1, "write_s": t3 - t2,
+    timing = {"workers_s": t1 - t0, "merge_metrics_s": t2 - t1, "write_s": t3 - t2,
               "worker_cpu_s": [round(r["cpu_s"], 2) for r in results]}
-    return BacktestResult(outcomes, metrics.to_pylist(), n_trades, t3 - t0, out_dir, timing)
+    return BacktestResult(outcomes, metrics.to_pylist(), sum(r["trades"] for r in results), t3 - t0, out_dir,
+                          timing)
 
 
 def _num(v):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .features import MintState, Needs, Window
@@ -78,6 +78,7 @@ class _Compiled:
 # the columns of a batch for ``feed_columns``, in this order
 BATCH_COLUMNS = ("k", "mint", "t", "slot", "is_buy", "tokens", "lamports", "price", "program", "vtok", "mcap",
                  "trader", "first_seen", "cluster", "smart", "signature", "ix")
+_SIG = BATCH_COLUMNS.index("signature")
 
 
 class TriggerEngine:
@@ -89,6 +90,7 @@ class TriggerEngine:
         self.trades = 0
         self.alerts = 0
         self._out: list[Alert] = []  # where the trade being handled puts its alerts
+        self._swap = None  # feed_columns without swap ids: row -> (signature, ix)
         self.load(triggers)
 
     def load(self, triggers) -> None:
@@ -148,18 +150,29 @@ class TriggerEngine:
         for tr in trades:
             yield from self.on_trade(tr)
 
-    def feed_columns(self, cols: Sequence[Sequence]) -> list[Alert]:
+    def feed_columns(self, cols: Sequence[Sequence], swap: Callable[[int], tuple[str, str]] | None = None
+                     ) -> list[Alert]:
         """A batch of creates and trades in chain order, as equal-length columns named by
         ``BATCH_COLUMNS`` (``k`` 1 for a trade; 0 for a create, whose creator is in
         ``trader``; the fields of a trade as in ``Trade``): the same as ``on_create`` /
-        ``on_trade`` row by row, without building objects. Returns the alerts, in order."""
+        ``on_trade`` row by row, without building objects. Returns the alerts, in order.
+
+        With ``swap``, the last two columns (signature, ix) are left out: only a firing
+        swap needs them, and ``swap(row)`` gives them for the batch's row number."""
         out = self._out = []
-        deque(map(self._row, *cols), maxlen=0)
+        if swap is None:
+            deque(map(self._row, *cols), maxlen=0)
+        else:
+            self._swap = swap
+            try:
+                deque(map(self._row, *cols[:_SIG], range(len(cols[0]))), maxlen=0)
+            finally:
+                self._swap = None
         self.alerts += len(out)
         return out
 
     def _row(self, k, mint, t, slot, is_buy, tokens, lamports, price, program, vtok, mcap, trader, first_seen,
-             cluster, smart, signature, ix, swap_id=None) -> None:
+             cluster, smart, signature, ix=None, swap_id=None) -> None:
         """One create (``k`` 0) or trade: the engine's hot path; alerts go to ``self._out``."""
         mints = self.mints
         st = mints.get(mint)
@@ -192,6 +205,8 @@ class TriggerEngine:
             if evaluate(st):
                 fired[name] = t
                 cfg = trig.cfg
+                if ix is None and self._swap is not None:  # a batch without swap ids: signature is the row
+                    signature, ix = self._swap(signature)
                 self._out.append(Alert(
                     alert_id(name, trig.version, mint, swap_id or f"{signature}:{ix}"), name, trig.version, mint,
                     signature, ix, slot, t, cfg.severity, list(cfg.channels),
