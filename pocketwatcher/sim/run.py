@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from queue import Queue
 
 from ..geyser.capture import CaptureWriter
 from .config import DEFAULT_LAUNCHES_PER_MINUTE, SimConfig
@@ -43,30 +39,25 @@ def simulate(minutes: float, seed: int, out_dir: Path, *,
     gc.disable()  # millions of short-lived bytes, no garbage cycles worth a collection pass
     try:
         with CaptureWriter(path, meta, level=level) as cap:
-            bg = _Background()
-            try:
-                bar = _Progress(m, minutes) if progress else None
-                batch: list[bytes] = []
-                for out in m.run():
-                    batch += out
-                    if len(batch) >= _BATCH:
-                        bg.put(partial(cap.write_many, batch))
-                        batch = []
-                    if bar is not None and m.slots % 50 == 0:
-                        bar.update()
-                bg.put(partial(cap.write_many, batch))
-                if bar is not None:
-                    bar.close()
-                m.truth.write_tables(out_dir, bg.put)  # built here while the capture's tail compresses
-            finally:
-                bg.close()
+            bar = _Progress(m, minutes) if progress else None
+            batch: list[bytes] = []
+            for out in m.run():
+                batch += out
+                if len(batch) >= _BATCH:
+                    cap.write_many(batch)
+                    batch = []
+                if bar is not None and m.slots % 50 == 0:
+                    bar.update()
+            cap.write_many(batch)
+            if bar is not None:
+                bar.close()
             updates = cap.count
     finally:
         if gc_was_on:
             gc.enable()
     elapsed = time.perf_counter() - t0
     summary = _summary(m, minutes, seed, updates, path.stat().st_size)
-    m.truth.write_summary(out_dir, summary)
+    m.truth.write(out_dir, summary)
     return {**summary, "elapsed_s": round(elapsed, 3),
             "tx_per_s": round(m.enc.transactions / elapsed, 1) if elapsed else None}
 
@@ -96,43 +87,7 @@ def _summary(m: Market, minutes: float, seed: int, updates: int, size: int) -> d
     }
 
 
-_BATCH = 1024  # updates per hand-over to the writing thread (few hand-overs: few GIL round trips)
-
-
-class _Background:
-    """Runs the file writes (capture batches, truth tables) on a second thread, in order.
-
-    zstd and pyarrow release the GIL while they compress, so on an idle second core the
-    writing costs the simulation next to nothing; the files are the same as written inline.
-    """
-
-    def __init__(self) -> None:
-        self._q: Queue = Queue(maxsize=16)  # bounds the memory held by a slow disk
-        self._error: BaseException | None = None
-        self._t = threading.Thread(target=self._work, name="sim-writer", daemon=True)
-        self._t.start()
-
-    def _work(self) -> None:
-        q = self._q
-        while (job := q.get()) is not None:
-            if self._error is None:
-                try:
-                    job()
-                except BaseException as e:  # noqa: BLE001 - re-raised in the simulating thread
-                    self._error = e
-
-    def put(self, job: Callable[[], None]) -> None:
-        if self._error is not None:
-            raise self._error
-        self._q.put(job)
-
-    def close(self) -> None:
-        """Wait for everything queued to be written; re-raise a failure of the writer thread."""
-        if self._t.is_alive():
-            self._q.put(None)
-            self._t.join()
-        if self._error is not None:
-            raise self._error
+_BATCH = 1024  # updates per compressor call
 
 
 class _Progress:

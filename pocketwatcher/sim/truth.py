@@ -20,8 +20,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -111,28 +109,12 @@ class Truth:
         return cols
 
     def write(self, out_dir: Path, summary: dict) -> None:
-        """Write the tables and ``summary.json`` to ``out_dir/truth/``."""
-        self.write_tables(out_dir)
-        self.write_summary(out_dir, summary)
-
-    def write_tables(self, out_dir: Path, run: Callable[[Callable[[], None]], None] | None = None) -> None:
-        """Write the Parquet tables; ``run`` takes each file write instead of calling it.
-
-        pyarrow releases the GIL while it encodes and compresses, so a background thread
-        can write one table while the next is built; the caller then waits for it.
-        """
         d = Path(out_dir) / "truth"
         d.mkdir(parents=True, exist_ok=True)
         for name, cols in (("mints", self.mint_rows()), ("actors", self.actors), ("trades", self.trades),
                            ("failed", self.failed), ("funding", self.funding)):
-            write = partial(pq.write_table, pa.table(_typed(cols)), d / f"{name}.parquet", compression="zstd")
-            if run is None:
-                write()
-            else:
-                run(write)
-
-    def write_summary(self, out_dir: Path, summary: dict) -> None:
-        (Path(out_dir) / "truth" / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            pq.write_table(pa.table(_typed(cols)), d / f"{name}.parquet", compression="zstd")
+        (d / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 _INT64 = {"slot", "tx_index", "block_time", "launch_slot", "complete_slot", "migrated_slot", "lamports", "error",
