@@ -43,17 +43,17 @@ def pct(xs: list[float], q: float) -> float | None:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1)
 
 
-def run_layout(capture: Path, split: bool, n_tx: int) -> dict:
+def run_layout(capture: Path, split: bool, n_tx: int, speed: str = "max") -> dict:
     from conftest import drop_database, new_database
 
     db = new_database()
     try:
-        return asyncio.run(_run_layout(capture, split, n_tx, db))
+        return asyncio.run(_run_layout(capture, split, n_tx, db, speed))
     finally:
         drop_database(db)
 
 
-async def _run_layout(capture: Path, split: bool, n_tx: int, db: str) -> dict:
+async def _run_layout(capture: Path, split: bool, n_tx: int, db: str, speed: str = "max") -> dict:
     import socket
 
     import redis
@@ -66,7 +66,7 @@ async def _run_layout(capture: Path, split: bool, n_tx: int, db: str) -> dict:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     srv = subprocess.Popen([sys.executable, "-m", "pocketwatcher", "replay", str(capture), "--port", str(port),
-                            "--speed", "max"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            "--speed", speed], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import grpc
 
     grpc.channel_ready_future(grpc.insecure_channel(f"127.0.0.1:{port}")).result(timeout=30)
@@ -280,7 +280,10 @@ def capture_summary(path: Path) -> dict:
     from pocketwatcher.parse import parse_update
 
     n = failed = swaps = 0
+    times = []
     for upd in CaptureReader(path).updates():
+        if upd.WhichOneof("update_oneof") == "block_meta":
+            times.append(upd.block_meta.block_time.timestamp)
         if upd.WhichOneof("update_oneof") != "transaction":
             continue
         n += 1
@@ -288,7 +291,8 @@ def capture_summary(path: Path) -> dict:
             failed += 1
         else:
             swaps += len(parse_update(upd))
-    return {"transactions": n, "failed": failed, "trades": swaps}
+    span = (max(times) - min(times)) if times else 0
+    return {"transactions": n, "failed": failed, "trades": swaps, "span_s": span}
 
 
 def main() -> None:
@@ -298,6 +302,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--layout", choices=["both", "one", "two"], default="both")
     ap.add_argument("--capture", type=Path, help="replay this capture instead of simulating one")
+    ap.add_argument("--paced-rate", type=float, default=1000.0,
+                    help="also replay at the speed that offers this many tx/s, for latency at a sustainable "
+                         "rate (0 = skip); all of Solana's non-vote traffic is about 1,000 tx/s")
     ap.add_argument("--stages", action="store_true", help="only the CPU cost of each stage per transaction")
     ap.add_argument("--memory-mints", type=int, default=100_000,
                     help="also measure the memory of a runner tracking this many mints (0 = skip)")
@@ -324,10 +331,17 @@ def main() -> None:
     n_tx = summary["transactions"] - summary["failed"]  # what the subscription streams
     one = run_layout(capture, False, n_tx) if args.layout != "two" else {}
     two = run_layout(capture, True, n_tx) if args.layout != "one" else {}
+    paced = {}
+    if args.paced_rate:
+        span = summary.get("span_s") or capture_summary(capture)["span_s"]
+        speed = args.paced_rate / (n_tx / span)
+        paced = {"offered_tx_per_s": args.paced_rate, "replay_speed": round(speed, 2),
+                 **run_layout(capture, False, n_tx, speed=f"{speed:.3f}")}
     print(json.dumps({"bench": "runner", "streamed_transactions": n_tx,
                       "capture_transactions": summary["transactions"], "capture_swaps": summary["trades"],
                       **{f"one_process_{k}": v for k, v in one.items()},
                       **{f"two_processes_{k}": v for k, v in two.items()},
+                      **{f"paced_{k}": v for k, v in paced.items()},
                       "target_tx_per_s": 5000, "target_p99_ms": 250,
                       **({f"memory_{k}": v for k, v in memory_probe(args.memory_mints).items()}
                          if args.memory_mints else {})}))
