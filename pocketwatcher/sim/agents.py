@@ -122,10 +122,17 @@ class Agents:
         self.fund(a, w, int(rng.uniform(lo, hi) * SOL), self.m.now + rng.uniform(1.0, 20.0))
 
     def fresh(self, a: Actor, lamports: int, t_use: float) -> Wallet:
-        """A new wallet of ``a`` funded shortly before ``t_use``."""
+        """A new wallet of ``a`` funded shortly before ``t_use``.
+
+        The funding never comes after the use: a launch is planned ``LOOKAHEAD`` ahead, but one
+        in the run's first second can be planned when its time has already passed (the first
+        slots skipped: their events run in the next produced slot). The funding is then queued
+        at ``t_use`` itself, ahead of the use (same time, inserted first), in the same slot.
+        """
         w = self.wallet(a, "trader" if a.kind != "dev" else "dev", 0)
         w.funded = False
-        self.fund(a, w, lamports, max(self.m.now, t_use - self.rng.uniform(3.0, 40.0)))
+        t = max(self.m.now, t_use - self.rng.uniform(3.0, 40.0))
+        self.m.at(t if t <= t_use else t_use, self._do_fund, a, w, lamports)
         return w
 
     def fund(self, a: Actor, w: Wallet, lamports: int, t: float) -> None:

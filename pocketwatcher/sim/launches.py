@@ -99,7 +99,8 @@ class Launches:
     def _launch(self, tok: Token, dev_spend: int, bundle: list) -> None:
         m = self.m
         tr = m.trading
-        tr.create(tok.dev, tok, dev_spend)
+        if not tr.create(tok.dev, tok, dev_spend):  # never launched: snipes and exits find nothing to trade
+            return
         for i, (w, spend) in enumerate(bundle):
             tip = tr.tip(int(self.rng.uniform(0.001, 0.01) * SOL)) if i == len(bundle) - 1 else None
             tr.buy(w, tok, spend, tip=tip, bundle=True)

@@ -172,12 +172,20 @@ class Trading:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    def create(self, w: Wallet, tok: Token, dev_spend: int, tip: tuple | None = None) -> None:
+    def create(self, w: Wallet, tok: Token, dev_spend: int, tip: tuple | None = None) -> bool:
+        """Launch ``tok`` from ``w`` with a dev buy of up to ``dev_spend``; False when ``w`` cannot pay.
+
+        The rent of the new accounts (mint, curve, their token accounts, the dev's volume
+        accumulator) and the fee stay below ``RESERVE`` (~11M lamports at most); the dev buy
+        is shrunk to what the wallet holds above it.
+        """
         m = self.m
+        if not w.funded or w.acct.lam - (tip[1] if tip else 0) < RESERVE:
+            return False
         st = self._style(w)
         c = tok.curve
         q = None
-        dev_spend = min(dev_spend, (w.acct.lam - RESERVE) * 2 // 3)
+        dev_spend = min(dev_spend, (w.acct.lam - RESERVE - (tip[1] if tip else 0)) * 2 // 3)
         if dev_spend > MIN_SOL:
             q = c.buy_quote(c.tokens_for_sol(dev_spend))
         m.position()
@@ -187,6 +195,7 @@ class Trading:
         m.truth.tokens.append(tok)
         if q is not None:
             self._done(sig, path, w, tok, "buy", q.tokens, q.sol, "pumpfun")
+        return True
 
     def migrate(self, tok: Token) -> None:
         m = self.m
