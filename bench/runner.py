@@ -300,7 +300,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--launches", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--layout", choices=["both", "one", "two"], default="both")
+    ap.add_argument("--layout", choices=["both", "one", "two", "none"], default="both",
+                    help="which max-speed runs to do (none: only the paced run)")
     ap.add_argument("--capture", type=Path, help="replay this capture instead of simulating one")
     ap.add_argument("--paced-rate", type=float, default=1000.0,
                     help="also replay at the speed that offers this many tx/s, for latency at a sustainable "
@@ -329,8 +330,8 @@ def main() -> None:
         summary = simulate(args.minutes, args.seed, work, launches_per_minute=args.launches, progress=False)
         capture = work / "capture.pwcap"
     n_tx = summary["transactions"] - summary["failed"]  # what the subscription streams
-    one = run_layout(capture, False, n_tx) if args.layout != "two" else {}
-    two = run_layout(capture, True, n_tx) if args.layout != "one" else {}
+    one = run_layout(capture, False, n_tx) if args.layout in ("both", "one") else {}
+    two = run_layout(capture, True, n_tx) if args.layout in ("both", "two") else {}
     paced = {}
     if args.paced_rate:
         span = summary.get("span_s") or capture_summary(capture)["span_s"]

@@ -9,6 +9,7 @@ dies its leases expire and the others take its partitions (and pending entries) 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -139,6 +140,11 @@ class Runner:
 
         s = self.s
         await self._connect()
+        # The engine and the enricher hold millions of long-lived objects: with the default
+        # thresholds the cyclic GC walks them over and over, in pauses that land on alert
+        # latency. Freeze what start-up built and collect the young generation less often.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         self.triggers = load_triggers(s.triggers)
         from pocketwatcher.alerting.config import load_alerting_config
 
