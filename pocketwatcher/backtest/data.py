@@ -105,9 +105,10 @@ _TYPES = {"k": "BOOLEAN", "mint": "VARCHAR", "t": "BIGINT", "slot": "BIGINT", "i
 
 
 def stream_query(con: duckdb.DuckDBPyConnection, swaps_glob: str, events_path: str | None, *, part: int = 0,
-                 parts: int = 1) -> str:
+                 parts: int = 1, with_ord: bool = False) -> str:
     """SQL of the engine's input in chain order: ``BATCH_COLUMNS``, creates (``k`` false)
-    before the trades of their instruction."""
+    before the trades of their instruction. ``with_ord`` adds ``ord``: a trade's 1-based
+    position among all trades (every partition) in chain order."""
     swaps_view(con, swaps_glob)
     have = {r[0] for r in con.execute("DESCRIBE swaps").fetchall()}
 
@@ -116,25 +117,30 @@ def stream_query(con: duckdb.DuckDBPyConnection, swaps_glob: str, events_path: s
             return f"CAST(NULL AS {_TYPES[c]})"
         return f"CAST({_TRADE_SQL[c]} AS {_TYPES[c]})"
 
-    where = f"WHERE hash(mint) % {parts} = {part}" if parts > 1 else ""
     order = "slot AS o_slot, coalesce(tx_index, 0) AS o_tx"
-    trades = (f"SELECT {', '.join(f'{trade_col(c)} AS {c}' for c in BATCH_COLUMNS)}, {order}, ix_outer, ix_inner "
-              f"FROM swaps {where}")
+    ord_col = f", row_number() OVER (ORDER BY {ORDER}) AS ord" if with_ord else ""
+    trades = (f"SELECT {', '.join(f'{trade_col(c)} AS {c}' for c in BATCH_COLUMNS)}, {order}, ix_outer, ix_inner"
+              f"{ord_col} FROM swaps")
+    if parts > 1:
+        trades = f"SELECT * FROM ({trades}) WHERE hash(mint) % {parts} = {part}"
     if not events_path:
         return f"{trades} ORDER BY o_slot, o_tx, ix_outer, ix_inner"
     ew = f"AND hash(mint) % {parts} = {part}" if parts > 1 else ""
     create_cols = ", ".join(f"CAST({_CREATE_SQL.get(c, 'NULL')} AS {_TYPES[c]})" for c in BATCH_COLUMNS)
-    creates = (f"SELECT {create_cols}, {order}, {IX_OUTER}, {IX_INNER} "
+    creates = (f"SELECT {create_cols}, {order}, {IX_OUTER}, {IX_INNER}{', NULL' if with_ord else ''} "
                f"FROM read_parquet('{_q(events_path)}') WHERE kind = 'create' {ew}")
     return f"{trades} UNION ALL {creates} ORDER BY o_slot, o_tx, ix_outer, ix_inner, k"
 
 
 def stream_record_batches(swaps_glob: str, events_path: str | None, *, part: int = 0, parts: int = 1,
-                          batch: int = 65_536, threads: int | None = None) -> Iterator[pa.RecordBatch]:
-    """The engine's input in chain order, as Arrow record batches (``BATCH_COLUMNS``)."""
+                          batch: int = 65_536, threads: int | None = None,
+                          with_ord: bool = False) -> Iterator[pa.RecordBatch]:
+    """The engine's input in chain order, as Arrow record batches (``BATCH_COLUMNS``, then
+    the order keys, then ``ord`` if asked for)."""
     con = connect(threads)
     try:
-        reader = con.sql(stream_query(con, swaps_glob, events_path, part=part, parts=parts)).to_arrow_reader(batch)
+        query = stream_query(con, swaps_glob, events_path, part=part, parts=parts, with_ord=with_ord)
+        reader = con.sql(query).to_arrow_reader(batch)
         for rb in reader:
             if rb.num_rows:
                 yield rb

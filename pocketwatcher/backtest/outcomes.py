@@ -54,7 +54,13 @@ def compute_outcomes(con, alerts: pa.Table, latency_slots: int) -> pa.Table:
 
 
 def _mints(alerts: pa.Table) -> pa.Array:
-    return pc.unique(alerts["mint"].combine_chunks()) if alerts.num_rows else pa.array([], pa.string())
+    return pc.unique(_mint_column(alerts).combine_chunks()) if alerts.num_rows else pa.array([], pa.string())
+
+
+def _mint_column(alerts: pa.Table):
+    """The alerts' mints as plain strings (a sweep's alerts hold them as a dictionary)."""
+    col = alerts["mint"]
+    return col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
 
 
 def outcomes_for(alerts: pa.Table, mints: pa.Array, codes, slots, times, prices, *, end_t: int,
@@ -62,7 +68,7 @@ def outcomes_for(alerts: pa.Table, mints: pa.Array, codes, slots, times, prices,
     """Outcome columns appended to ``alerts``, from the SOL prices of the alerted mints:
     ``codes`` (index into ``mints``), ``slots``, ``times``, ``prices``, sorted by mint then
     chain order; ``end_t`` is where the data ends."""
-    a_code = np.asarray(pc.index_in(alerts["mint"], value_set=mints), dtype=np.int64)
+    a_code = np.asarray(pc.index_in(_mint_column(alerts), value_set=mints), dtype=np.int64)
     min_slot = np.asarray(alerts["slot"], dtype=np.int64) + latency_slots
     bounds = np.searchsorted(codes, np.arange(len(mints) + 1))  # mint c: rows bounds[c]:bounds[c + 1]
     cols = _vectorised(codes, slots, times, prices, bounds, a_code, min_slot, end_t)

@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
-import multiprocessing as mp
-import os
-import sys
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,6 +25,7 @@ from ..triggers.engine import TriggerEngine
 from ..triggers.trade import ix_key
 from .data import connect, resolve, stream_record_batches, swap_ids_of, swaps_view, to_columns
 from .outcomes import HORIZONS, PriceSeries, metrics_sql
+from .parallel import Bar, default_workers, duckdb_threads, report, run_parts
 
 ALERT_SCHEMA = pa.schema([
     ("id", pa.string()), ("trigger", pa.string()), ("version", pa.int32()), ("mint", pa.string()),
@@ -55,14 +52,6 @@ class BacktestResult:
 
 
 # -- engine workers ---------------------------------------------------------------------
-_DONE = None  # in a worker: shared counters of rows handled, one slot per worker
-
-
-def _init_worker(done) -> None:
-    global _DONE
-    _DONE = done
-
-
 def _engine_part(args) -> dict:
     """One worker: the engine over one partition of the mints. Returns its alerts (with
     their outcomes as a table, or as dicts), the trades it saw, and its CPU time."""
@@ -82,8 +71,7 @@ def _engine_part(args) -> dict:
             if prices is not None:
                 prices.add(rb)
             rows += rb.num_rows
-            if _DONE is not None:
-                _DONE[part] = rows
+            report(part, rows)
     finally:
         if gc_was:
             gc.enable()
@@ -122,114 +110,28 @@ def _end_time(swaps_glob: str) -> int:
         con.close()
 
 
-def _run_parts(swaps_path, triggers, workers: int | None, as_dicts: bool, bar: _Bar,
+def _run_parts(swaps_path, triggers, workers: int | None, as_dicts: bool, bar: Bar,
                latency_slots: int = 0) -> list[dict]:
     swaps_glob, events = resolve(swaps_path)
     text = getattr(triggers, "text", None)
     if text is None:  # a trigger set built in code: its file, as the workers must parse it
         text = Path(triggers.source).read_text()
-    workers = workers or max(1, min(os.cpu_count() or 1, 8))
-    threads = max(1, (os.cpu_count() or 1) // workers)  # DuckDB threads per worker
-    jobs = [(swaps_glob, events, k, workers, str(triggers.source), text, as_dicts, threads, latency_slots)
-            for k in range(workers)]
-    total = 0
-    if bar.enabled:
-        total = _rows(swaps_glob, events)
-        bar.start(total, f"engine ({workers} worker{'s' if workers > 1 else ''})")
-    if workers == 1:  # in this process; the bar follows the worker's counter
-        _init_worker(_Progressed(bar) if bar.enabled else None)
-        try:
-            return [_engine_part(jobs[0])]
-        finally:
-            _init_worker(None)
-    ctx = mp.get_context("spawn")
-    done = ctx.Array("q", workers, lock=False)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(done,)) as ex:
-        futs = [ex.submit(_engine_part, j) for j in jobs]
-        pending = set(futs)
-        while pending:
-            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in finished):
-                break
-            bar.set(sum(done))
-            if total and sum(done) >= total and not as_dicts:
-                bar.phase("outcomes")
-        return [f.result() for f in futs]
-
-
-class _Progressed:
-    """A worker's counter slot that moves the bar (one worker, in this process)."""
-
-    def __init__(self, bar) -> None:
-        self.bar = bar
-
-    def __setitem__(self, _part: int, rows: int) -> None:
-        self.bar.set(rows)
-
-
-def _rows(swaps_glob: str, events: str | None) -> int:
-    """Swaps and creates: what the workers will read (Parquet row counts, no scan)."""
-    con = connect()
-    try:
-        n = con.execute(f"SELECT count(*) FROM read_parquet('{_q(swaps_glob)}', union_by_name = true)").fetchone()[0]
-        if events:
-            n += con.execute(f"SELECT count(*) FROM read_parquet('{_q(events)}') WHERE kind = 'create'").fetchone()[0]
-        return n
-    finally:
-        con.close()
+    workers = workers or default_workers()
+    jobs = [(swaps_glob, events, k, workers, str(triggers.source), text, as_dicts, duckdb_threads(workers),
+             latency_slots) for k in range(workers)]
+    return run_parts(_engine_part, jobs, bar, swaps_glob=swaps_glob, events=events,
+                     label=f"engine ({workers} worker{'s' if workers > 1 else ''})",
+                     then=None if as_dicts else "outcomes")
 
 
 def _q(s: str) -> str:
     return s.replace("'", "''")
 
 
-class _Bar:
-    """A rich progress bar on stderr (rows, rate, elapsed, ETA) when it is a terminal or
-    when asked; otherwise nothing. It only redraws 4 times a second."""
-
-    def __init__(self, progress: bool | None) -> None:
-        self.enabled = sys.stderr.isatty() if progress is None else bool(progress)
-        self.p = None
-
-    def start(self, total: int, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from ..progress import RateColumn
-
-        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn("rows"),
-                          TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                          refresh_per_second=4)
-        self.task = self.p.add_task(label, total=total)
-        self.p.start()
-
-    def set(self, completed: int) -> None:
-        if self.p is not None:
-            self.p.update(self.task, completed=completed)
-
-    def phase(self, label: str) -> None:
-        if self.p is not None:
-            self.p.update(self.task, description=label)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.p is not None:
-            self.p.stop()
-
-
 def run_engine(swaps_path, triggers, *, workers: int | None = None,
                progress: bool | None = None) -> tuple[list[dict], int]:
     """All alerts of a trigger set over stored swaps, in chain order."""
-    with _Bar(progress) as bar:
+    with Bar(progress) as bar:
         results = _run_parts(swaps_path, triggers, workers, True, bar)
     alerts = [a for r in results for a in r["alerts"]]
     alerts.sort(key=lambda a: (a["slot"], ix_key(a["ix"]), a["trigger"]))
@@ -247,7 +149,7 @@ def _merged(results: list[dict]) -> pa.Table:
 def run_backtest(swaps_path, triggers, out_dir: Path | None = None, *, latency_slots: int = 2,
                  workers: int | None = None, progress: bool | None = None) -> BacktestResult:
     t0 = time.perf_counter()
-    with _Bar(progress) as bar:
+    with Bar(progress) as bar:
         results = _run_parts(swaps_path, triggers, workers, False, bar, latency_slots)
         t1 = time.perf_counter()
         bar.phase("metrics")

@@ -566,6 +566,29 @@ class Expr:
         return compile_expr, (self.source, self._catalogue, self.params or None)
 
 
+def logic_atoms(node: Node) -> list[Node]:
+    """What an expression's ``and``/``or``/``not`` skeleton combines, left to right: its
+    comparisons, bool features and constants, and ``==``/``!=`` between bools. (A sweep
+    evaluates each once per value of its own placeholders and combines the results with
+    three-valued logic, as SQL would.)"""
+    if isinstance(node, Binary) and node.op in ("and", "or"):
+        return logic_atoms(node.left) + logic_atoms(node.right)
+    if isinstance(node, Unary) and node.op == "not":
+        return logic_atoms(node.operand)
+    return [node]
+
+
+def node_params(node: Node) -> tuple[str, ...]:
+    """The placeholders a sub-expression uses, in order of first use."""
+    return tuple(dict.fromkeys(n.name for n in _walk(node) if isinstance(n, Param)))
+
+
+def node_sql(node: Node, params: Mapping[str, float], column: Callable[[str], str] = quote_ident) -> str:
+    """DuckDB SQL of a sub-expression, placeholders bound to ``params`` and cast to DOUBLE
+    (as ``Expr.to_sql(param=...)`` renders a settings column)."""
+    return _sql(node, column, {p: SqlRef(_sql_num(float(v))) for p, v in params.items()}, top=True)
+
+
 def _walk(node: Node) -> Iterator[Node]:
     yield node
     if isinstance(node, Unary):

@@ -104,13 +104,13 @@ class Window:
     between two reads never touches the maps.
     """
 
-    __slots__ = ("span", "log", "start", "added", "buyers", "sellers", "bvol_by", "clusters", "cvol", "smart",
+    __slots__ = ("span", "log", "start", "added", "at", "buyers", "sellers", "bvol_by", "clusters", "cvol", "smart",
                  "out_price", "k_buyers", "k_sellers", "k_bvol_by", "k_clusters", "k_smart", "k_maps", "parts")
 
     def __init__(self, span: int, parts: set[str], log: list | None = None) -> None:
         self.span = span
         self.log: list = [_BASE] if log is None else log
-        self.start = self.added = len(self.log)  # a window starts empty, whatever the log holds
+        self.start = self.added = self.at = len(self.log)  # a window starts empty, whatever the log holds
         self.parts = frozenset(parts)
         self.k_buyers = "buyers" in parts
         self.k_sellers = "sellers" in parts
@@ -147,10 +147,13 @@ class Window:
 
     def advance(self) -> None:
         """Move the start past the trades at or before the last trade's time - span,
-        taking those the maps hold out of them."""
+        taking those the maps hold out of them. ``at``: the log's length when last done."""
         log = self.log
-        i = self.start
         n = len(log)
+        if self.at == n:
+            return
+        self.at = n
+        i = self.start
         if i >= n:
             return
         cutoff = log[-1][0] - self.span
@@ -175,9 +178,10 @@ class Window:
 
     def sync(self) -> None:
         """Up to date, maps included."""
-        self.advance()
         log = self.log
         n = len(log)
+        if self.at != n:
+            self.advance()
         if self.added < n:
             for i in range(self.added, n):
                 self._add(log[i])
@@ -292,6 +296,7 @@ class MintState:
         old.advance()
         win = Window(old.span, old.parts | set(parts), self.log)
         win.start = win.added = old.start  # maps empty: the next read fills them
+        win.at = old.at
         win.out_price = old.out_price
         self.windows[w] = win
         self.wins = tuple(self.windows.values())
@@ -375,4 +380,5 @@ class MintState:
             for w in wins:
                 w.start -= k
                 w.added -= k
+                w.at -= k
         self.compact_at = max(COMPACT_MIN, 2 * len(log))

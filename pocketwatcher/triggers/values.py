@@ -10,6 +10,7 @@ cheap conditions first (an ``and`` stops at the first false one).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 
 from ..enrich.cto import DEFAULT as CTO_SCORER
@@ -26,21 +27,25 @@ def _share(part: float, whole: float) -> float | None:
 
 def _window_reader(base: str, w: str) -> Reader:
     # counts and volumes: the log's last running total minus the one before the window's
-    # start (``advance`` first: windows are brought up to date when read); maps: ``sync``
+    # start; windows are brought up to date when read (``advance``; maps: ``sync``), and
+    # the check that one already is stays inline
     if base in _TOTALS:
         k = _TOTALS[base]
 
         def total(s):
             win = s.windows[w]
-            win.advance()
             log = win.log
+            if win.at != len(log):
+                win.advance()
             return log[-1][k] - log[win.start - 1][k]
         return total
     if base == "trades":
         def trades(s):
             win = s.windows[w]
-            win.advance()
-            last, before = win.log[-1], win.log[win.start - 1]
+            log = win.log
+            if win.at != len(log):
+                win.advance()
+            last, before = log[-1], log[win.start - 1]
             return (last[_NB] - before[_NB]) + (last[_NS] - before[_NS])
         return trades
     if base in ("unique_buyers", "unique_sellers"):
@@ -48,24 +53,19 @@ def _window_reader(base: str, w: str) -> Reader:
 
         def unique(s):
             win = s.windows[w]
-            win.sync()
+            if win.added != len(win.log) or win.at != len(win.log):
+                win.sync()
             return len(getattr(win, attr))
         return unique
     if base in _VOLUMES:
-        sign = _VOLUMES[base]
-
-        def volume(s):
-            win = s.windows[w]
-            win.advance()
-            last, before = win.log[-1], win.log[win.start - 1]
-            b, v = last[_VB] - before[_VB], last[_VS] - before[_VS]
-            return (b if sign == "b" else v if sign == "s" else b + v if sign == "+" else b - v) / 1e9
-        return volume
+        return _VOLUMES[base](w)
     if base == "top_buyer_share":
         def top_buyer_share(s):
             win = s.windows[w]
-            win.sync()
-            return _share(max(win.bvol_by.values(), default=0.0), win.bvol)
+            log = win.log
+            if win.added != len(log) or win.at != len(log):
+                win.sync()
+            return _share(max(win.bvol_by.values(), default=0.0), log[-1][_VB] - log[win.start - 1][_VB])
         return top_buyer_share
     if base == "fresh_buyer_share":
         def fresh_buyer_share(s):
@@ -82,13 +82,29 @@ def _window_reader(base: str, w: str) -> Reader:
     raise KeyError(base)
 
 
+def _volume(combine: Callable[[int, int], int]) -> Callable[[str], Reader]:
+    """A reader of SOL volume: ``combine(buy lamports, sell lamports)`` in the window, / 1e9."""
+    def make(w: str) -> Reader:
+        def volume(s):
+            win = s.windows[w]
+            log = win.log
+            if win.at != len(log):
+                win.advance()
+            last, before = log[-1], log[win.start - 1]
+            return combine(last[_VB] - before[_VB], last[_VS] - before[_VS]) / 1e9
+        return volume
+    return make
+
+
 _TOTALS = {"buys": _NB, "sells": _NS}
-_VOLUMES = {"buy_volume_sol": "b", "sell_volume_sol": "s", "volume_sol": "+", "net_flow_sol": "-"}
+_VOLUMES = {"buy_volume_sol": _volume(lambda b, s: b), "sell_volume_sol": _volume(lambda b, s: s),
+            "volume_sol": _volume(operator.add), "net_flow_sol": _volume(operator.sub)}
 
 
 def _synced(s: MintState, w: str):
     win = s.windows[w]
-    win.sync()
+    if win.added != len(win.log) or win.at != len(win.log):
+        win.sync()
     return win
 
 
