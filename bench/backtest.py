@@ -2,13 +2,20 @@
 
     python bench/backtest.py [--swaps 10000000] [--sweep-swaps 1000000] [--settings 1000] [--mints 100000]
 
-- engine_swaps_per_s: TriggerEngine with the default triggers over in-memory trades;
-- backtest_s: ``run_backtest`` (engine in worker processes + DuckDB outcomes) over
-  N swaps (default 10 M: a simulated market's export replicated with fresh mint names
-  and shifted slots until it holds N swaps). Target < 60 s;
-- sweep: features of one trigger template computed once over 1 M swaps, then S
-  settings evaluated in DuckDB with cooldowns. Target < 30 s for 1,000 settings;
+- engine_swaps_per_s: TriggerEngine with the default triggers, one core, fed ``Trade``
+  objects through ``on_trade`` (the runner's way in); engine_batch_swaps_per_s: the same
+  swaps as column batches through ``feed_columns`` (the backtest's way in);
+- backtest_s: ``run_backtest`` end to end (workers: DuckDB read + engine + outcomes;
+  then merge + metrics + writing) over N swaps (default 10 M: a simulated market's
+  export replicated with fresh mint names and shifted slots/times until it holds N
+  swaps). Target < 60 s. backtest_worker_cpu_s: each worker's CPU seconds;
+- sweep: the feature table of one trigger template over 1 M swaps, then S settings
+  (a grid) evaluated with cooldowns. Target < 30 s for 1,000 settings;
 - memory: peak RSS of an engine tracking M live mints (default 100 k). Target < 1 GB.
+
+The machine's load average (1 min) is recorded before and after each timed part
+(``load_*``): on a shared machine the wall-clock figures are only comparable at the
+same load.
 """
 
 from __future__ import annotations
@@ -50,38 +57,46 @@ def replicate(base: Path, out: Path, n_swaps: int) -> int:
     slot_span, t_span = hi - lo + 10, t_hi - t_lo + 4
     con.execute(f"""
         COPY (
-            SELECT * REPLACE (mint || '_' || c.k AS mint, slot + c.k * {slot_span} AS slot,
-                              block_time + c.k * {t_span} AS block_time)
+            SELECT * REPLACE (mint || '_' || c.k AS mint, CAST(slot + c.k * {slot_span} AS UBIGINT) AS slot,
+                              CAST(block_time + c.k * {t_span} AS BIGINT) AS block_time)
             FROM '{src}', range({copies}) c(k)
             LIMIT {n_swaps}
         ) TO '{out}/swaps/part-00000.parquet' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 200000)
     """)
     con.execute(f"""
         COPY (
-            SELECT * REPLACE (mint || '_' || c.k AS mint, slot + c.k * {slot_span} AS slot,
-                              block_time + c.k * {t_span} AS block_time)
+            SELECT * REPLACE (mint || '_' || c.k AS mint, CAST(slot + c.k * {slot_span} AS UBIGINT) AS slot,
+                              CAST(block_time + c.k * {t_span} AS BIGINT) AS block_time)
             FROM '{base}/events.parquet', range({copies}) c(k)
         ) TO '{out}/events.parquet' (FORMAT parquet)
     """)
     return n_swaps
 
 
-def engine_rate(export: Path) -> tuple[float, int]:
-    from pocketwatcher.backtest.data import iter_stream, resolve
+def engine_rate(export: Path) -> dict:
+    """Swaps per second of one engine on one core: through on_trade, and as column batches."""
+    from pocketwatcher.backtest.data import iter_stream, resolve, stream_batches
     from pocketwatcher.triggers.config import load_triggers
     from pocketwatcher.triggers.engine import TriggerEngine
 
     swaps_glob, events = resolve(export)
+    triggers = load_triggers(REPO / "triggers.toml")
     stream = list(iter_stream(swaps_glob, events))
-    engine = TriggerEngine(load_triggers(REPO / "triggers.toml"))
+    engine = TriggerEngine(triggers)
     t0 = time.perf_counter()
     for kind, item in stream:
         if kind == "trade":
             engine.on_trade(item)
         else:
             engine.on_create(*item)
-    n = engine.trades
-    return n / (time.perf_counter() - t0), n
+    rate = engine.trades / (time.perf_counter() - t0)
+    batches = list(stream_batches(swaps_glob, events))
+    engine = TriggerEngine(triggers)
+    t0 = time.perf_counter()
+    for cols in batches:
+        engine.feed_columns(cols)
+    return {"engine_swaps_per_s": round(rate), "engine_batch_swaps_per_s":
+            round(engine.trades / (time.perf_counter() - t0)), "engine_swaps": engine.trades}
 
 
 def memory_probe(mints: int) -> dict:
@@ -114,6 +129,10 @@ print(json.dumps({{"live_mints": len(engine.mints), "trades": n, "peak_rss_mb": 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--swaps", type=int, default=10_000_000)
@@ -122,45 +141,58 @@ def main() -> None:
     ap.add_argument("--mints", type=int, default=100_000)
     ap.add_argument("--base-minutes", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--work", type=Path, default=None, help="keep generated data here")
+    ap.add_argument("--work", type=Path, default=None, help="keep generated data here (and reuse it)")
+    ap.add_argument("--only", default="engine,backtest,sweep,memory", help="comma-separated parts to run")
     args = ap.parse_args()
     from pocketwatcher.backtest.run import run_backtest
     from pocketwatcher.backtest.sweep import feature_table, sweep
     from pocketwatcher.triggers.config import load_triggers
 
+    parts = set(args.only.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="pw-bench-"))
     base = base_market(work, args.base_minutes)
-    rate, n_engine = engine_rate(base)
-    big = work / f"big{args.swaps}"
-    if not (big / "swaps").exists():
-        replicate(base, big, args.swaps)
-    t0 = time.perf_counter()
-    result = run_backtest(big, load_triggers(REPO / "triggers.toml"), work / "bt", workers=args.workers)
-    backtest_s = time.perf_counter() - t0
-    mid = work / f"sweep{args.sweep_swaps}"
-    if not (mid / "swaps").exists():
-        replicate(base, mid, args.sweep_swaps)
-    t0 = time.perf_counter()
-    ft = feature_table(mid, {"unique_buyers_60s", "net_flow_sol_60s", "top_buyer_share_60s"})
-    features_s = time.perf_counter() - t0
-    side = int(round(args.settings ** (1 / 3)))
-    grid = [{"b": b, "f": f, "s": s} for b in range(4, 4 + side) for f in [0.5 * i for i in range(side)]
-            for s in [0.3 + 0.05 * i for i in range(side)]][: args.settings]
-    t0 = time.perf_counter()
-    sw = sweep(ft, "unique_buyers_60s >= $b and net_flow_sol_60s >= $f and top_buyer_share_60s < $s", grid,
-               mcap_floor=40.0, cooldown_s=1800)
-    sweep_s = time.perf_counter() - t0
-    mem = memory_probe(args.mints)
-    print(json.dumps({
-        "bench": "backtest",
-        "engine_swaps_per_s": round(rate), "engine_swaps": n_engine,
-        "backtest_swaps": result.trades, "backtest_alerts": len(result.alerts),
-        "backtest_s": round(backtest_s, 1), "backtest_target_s": 60, "workers": args.workers,
-        "sweep_swaps": args.sweep_swaps, "sweep_settings": len(grid), "sweep_feature_table_s": round(features_s, 1),
-        "sweep_eval_s": round(sweep_s, 1), "sweep_total_s": round(features_s + sweep_s, 1),
-        "sweep_alerts": sw.alerts.num_rows, "sweep_target_s": 30,
-        **{f"memory_{k}": v for k, v in mem.items()}, "memory_target_mb": 1024,
-    }))
+    out: dict = {"bench": "backtest", "cpus": os.cpu_count()}
+    if "engine" in parts:
+        out["load_engine"] = load()
+        out.update(engine_rate(base))
+    if "backtest" in parts:
+        big = work / f"big{args.swaps}"
+        if not (big / "swaps").exists():
+            replicate(base, big, args.swaps)
+        out["load_backtest_before"] = load()
+        t0 = time.perf_counter()
+        result = run_backtest(big, load_triggers(REPO / "triggers.toml"), work / "bt", workers=args.workers)
+        out.update({"backtest_swaps": result.trades, "backtest_alerts": result.table.num_rows,
+                    "backtest_s": round(time.perf_counter() - t0, 1), "backtest_target_s": 60,
+                    "workers": args.workers, "backtest_worker_cpu_s": result.timing["worker_cpu_s"],
+                    "backtest_workers_s": round(result.timing["workers_s"], 1),
+                    "backtest_merge_metrics_write_s": round(result.timing["merge_metrics_s"]
+                                                            + result.timing["write_s"], 1),
+                    "load_backtest_after": load()})
+    if "sweep" in parts:
+        mid = work / f"sweep{args.sweep_swaps}"
+        if not (mid / "swaps").exists():
+            replicate(base, mid, args.sweep_swaps)
+        out["load_sweep_before"] = load()
+        t0 = time.perf_counter()
+        ft = feature_table(mid, {"unique_buyers_60s", "net_flow_sol_60s", "top_buyer_share_60s"},
+                           workers=args.workers)
+        features_s = time.perf_counter() - t0
+        side = round(args.settings ** (1 / 3))
+        grid = [{"b": b, "f": f, "s": s} for b in range(4, 4 + side) for f in [0.5 * i for i in range(side)]
+                for s in [0.3 + 0.05 * i for i in range(side)]][: args.settings]
+        t0 = time.perf_counter()
+        sw = sweep(ft, "unique_buyers_60s >= $b and net_flow_sol_60s >= $f and top_buyer_share_60s < $s", grid,
+                   mcap_floor=40.0, cooldown_s=1800)
+        sweep_s = time.perf_counter() - t0
+        out.update({"sweep_swaps": ft.num_rows, "sweep_settings": len(grid),
+                    "sweep_feature_table_s": round(features_s, 1), "sweep_eval_s": round(sweep_s, 1),
+                    "sweep_total_s": round(features_s + sweep_s, 1), "sweep_alerts": sw.alerts.num_rows,
+                    "sweep_target_s": 30, "load_sweep_after": load()})
+    if "memory" in parts:
+        out.update({f"memory_{k}": v for k, v in memory_probe(args.mints).items()})
+        out["memory_target_mb"] = 1024
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
