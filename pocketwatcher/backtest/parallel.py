@@ -49,7 +49,7 @@ class Bar:
         self.enabled = sys.stderr.isatty() if progress is None else bool(progress)
         self.p = None
 
-    def start(self, total: int, label: str) -> None:
+    def start(self, total: int, label: str, unit: str = "rows") -> None:
         if not self.enabled:
             return
         from rich.console import Console
@@ -64,7 +64,7 @@ class Bar:
 
         from ..progress import RateColumn
 
-        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn("rows"),
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                           refresh_per_second=4)
         self.task = self.p.add_task(label, total=total)

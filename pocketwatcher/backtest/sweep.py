@@ -135,7 +135,8 @@ def expand_grid(grid: dict[str, list[float]]) -> list[dict]:
 
 
 def sweep(ftable: pa.Table, template: str, settings: list[dict], *, mcap_floor: float = 0.0,
-          cooldown_s: int = 600, once: bool = False, name: str = "sweep", version: int = 1) -> Sweep:
+          cooldown_s: int = 600, once: bool = False, name: str = "sweep", version: int = 1,
+          progress: bool | None = None) -> Sweep:
     """Evaluate ``template`` (a ``when`` with ``$placeholders``) for every setting.
 
     The template's comparisons (and bool features) are its atoms: DuckDB evaluates each
@@ -176,11 +177,16 @@ def sweep(ftable: pa.Table, template: str, settings: list[dict], *, mcap_floor: 
     combine = _skeleton(cond.node, {id(a): j for j, a in enumerate(atoms)})
     chains = _Chains(rows, cooldown_s, once)
     setting_ids, positions = [], []
-    for i in range(len(settings)):
-        mask, _ = combine(picks[i], truth, falsity, False)
-        fired = chains.fired(np.flatnonzero(mask))
-        setting_ids.append(np.full(len(fired), i, dtype=np.int64))
-        positions.append(fired)
+    with Bar(progress) as bar:
+        bar.start(len(settings), f"{len(settings):,} settings over {rows.num_rows:,} rows", unit="settings")
+        for i in range(len(settings)):
+            mask, _ = combine(picks[i], truth, falsity, False)
+            fired = chains.fired(np.flatnonzero(mask))
+            setting_ids.append(np.full(len(fired), i, dtype=np.int64))
+            positions.append(fired)
+            if i % 16 == 15:
+                bar.set(i + 1)
+        bar.set(len(settings))
     sid = np.concatenate(setting_ids) if setting_ids else np.zeros(0, dtype=np.int64)
     pos = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
     fired = _alerts_table(rows, sid, pos, name, version)
