@@ -95,8 +95,8 @@ class Window:
     one before the oldest start), so a count is the last entry's total minus that one's.
 
     Windows are brought up to date lazily, when a feature reads them: ``advance`` moves
-    the start past the trades at or before (the last trade's time - span), ``fill`` adds
-    the trades not yet in the maps. This is exactly what updating on every trade gives,
+    the start past the trades at or before (the last trade's time - span), taking out of
+    the maps those they hold; ``sync`` also adds the trades not yet in the maps. This is exactly what updating on every trade gives,
     as long as the mint's trade times do not go backwards between two updates (the
     expiry cutoffs then only grow, and moving the start once to the last cutoff is the
     same as moving it trade by trade); ``MintState.update`` advances every window before
@@ -104,8 +104,9 @@ class Window:
     between two reads never touches the maps.
     """
 
-    __slots__ = ("span", "log", "start", "added", "at", "buyers", "sellers", "bvol_by", "clusters", "cvol", "smart",
-                 "out_price", "k_buyers", "k_sellers", "k_bvol_by", "k_clusters", "k_smart", "k_maps", "parts")
+    __slots__ = ("span", "log", "start", "added", "at", "buyers", "sellers", "bvol_by", "clusters", "cvol",
+                 "smart", "out_price", "k_buyers", "k_sellers", "k_bvol_by", "k_clusters", "k_smart", "k_maps",
+                 "parts")
 
     def __init__(self, span: int, parts: set[str], log: list | None = None) -> None:
         self.span = span
