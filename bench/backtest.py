@@ -14,8 +14,9 @@
 - memory: peak RSS of an engine tracking M live mints (default 100 k). Target < 1 GB.
 
 The machine's load average (1 min) is recorded before and after each timed part
-(``load_*``): on a shared machine the wall-clock figures are only comparable at the
-same load.
+(``load_*``, which counts this benchmark's own processes too), and ``others_cpu_pct_*``
+is the share of the machine other processes used while the part ran: on a shared
+machine the wall-clock figures are only comparable at the same share.
 """
 
 from __future__ import annotations
@@ -133,6 +134,34 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+class Others:
+    """How busy the machine was with other work while a part ran: the CPU seconds all
+    processes used (/proc/stat) minus this process's and its children's, as a share of
+    the machine (0 = it had the machine to itself; 50 = others took one of two cores)."""
+
+    def __enter__(self):
+        self.t0, self.busy0, self.mine0 = time.perf_counter(), self._busy(), self._mine()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.perf_counter() - self.t0
+        others = (self._busy() - self.busy0) - (self._mine() - self.mine0)
+        self.pct = round(max(0.0, 100 * others / (wall * (os.cpu_count() or 1))), 1)
+
+    @staticmethod
+    def _busy() -> float:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+    @staticmethod
+    def _mine() -> float:
+        import resource
+
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--swaps", type=int, default=10_000_000)
@@ -154,41 +183,45 @@ def main() -> None:
     out: dict = {"bench": "backtest", "cpus": os.cpu_count()}
     if "engine" in parts:
         out["load_engine"] = load()
-        out.update(engine_rate(base))
+        with Others() as o:
+            out.update(engine_rate(base))
+        out["others_cpu_pct_engine"] = o.pct
     if "backtest" in parts:
         big = work / f"big{args.swaps}"
         if not (big / "swaps").exists():
             replicate(base, big, args.swaps)
         out["load_backtest_before"] = load()
         t0 = time.perf_counter()
-        result = run_backtest(big, load_triggers(REPO / "triggers.toml"), work / "bt", workers=args.workers)
+        with Others() as o:
+            result = run_backtest(big, load_triggers(REPO / "triggers.toml"), work / "bt", workers=args.workers)
         out.update({"backtest_swaps": result.trades, "backtest_alerts": result.table.num_rows,
                     "backtest_s": round(time.perf_counter() - t0, 1), "backtest_target_s": 60,
                     "workers": args.workers, "backtest_worker_cpu_s": result.timing["worker_cpu_s"],
                     "backtest_workers_s": round(result.timing["workers_s"], 1),
                     "backtest_merge_metrics_write_s": round(result.timing["merge_metrics_s"]
                                                             + result.timing["write_s"], 1),
-                    "load_backtest_after": load()})
+                    "load_backtest_after": load(), "others_cpu_pct_backtest": o.pct})
     if "sweep" in parts:
         mid = work / f"sweep{args.sweep_swaps}"
         if not (mid / "swaps").exists():
             replicate(base, mid, args.sweep_swaps)
         out["load_sweep_before"] = load()
-        t0 = time.perf_counter()
-        ft = feature_table(mid, {"unique_buyers_60s", "net_flow_sol_60s", "top_buyer_share_60s"},
-                           workers=args.workers)
-        features_s = time.perf_counter() - t0
-        side = round(args.settings ** (1 / 3))
-        grid = [{"b": b, "f": f, "s": s} for b in range(4, 4 + side) for f in [0.5 * i for i in range(side)]
-                for s in [0.3 + 0.05 * i for i in range(side)]][: args.settings]
-        t0 = time.perf_counter()
-        sw = sweep(ft, "unique_buyers_60s >= $b and net_flow_sol_60s >= $f and top_buyer_share_60s < $s", grid,
-                   mcap_floor=40.0, cooldown_s=1800)
-        sweep_s = time.perf_counter() - t0
+        with Others() as o:
+            t0 = time.perf_counter()
+            ft = feature_table(mid, {"unique_buyers_60s", "net_flow_sol_60s", "top_buyer_share_60s"},
+                               workers=args.workers)
+            features_s = time.perf_counter() - t0
+            side = round(args.settings ** (1 / 3))
+            grid = [{"b": b, "f": f, "s": s} for b in range(4, 4 + side) for f in [0.5 * i for i in range(side)]
+                    for s in [0.3 + 0.05 * i for i in range(side)]][: args.settings]
+            t0 = time.perf_counter()
+            sw = sweep(ft, "unique_buyers_60s >= $b and net_flow_sol_60s >= $f and top_buyer_share_60s < $s",
+                       grid, mcap_floor=40.0, cooldown_s=1800)
+            sweep_s = time.perf_counter() - t0
         out.update({"sweep_swaps": ft.num_rows, "sweep_settings": len(grid),
                     "sweep_feature_table_s": round(features_s, 1), "sweep_eval_s": round(sweep_s, 1),
                     "sweep_total_s": round(features_s + sweep_s, 1), "sweep_alerts": sw.alerts.num_rows,
-                    "sweep_target_s": 30, "load_sweep_after": load()})
+                    "sweep_target_s": 30, "load_sweep_after": load(), "others_cpu_pct_sweep": o.pct})
     if "memory" in parts:
         out.update({f"memory_{k}": v for k, v in memory_probe(args.mints).items()})
         out["memory_target_mb"] = 1024
