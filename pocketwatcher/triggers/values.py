@@ -173,10 +173,18 @@ SCALAR: dict[str, Reader] = {
     "is_buy": lambda s: s.is_buy,
 }
 
-# relative cost of a read: a field or a counter 1, a max over a map 4, a scan of the log 30
+# relative cost of a read: a field of the state 1; a window's count or volume 2 (it may
+# move the window's start first); a window's map 3 (it may also fill the map); a max
+# over a map 4; the CTO score 30 (it may scan the window)
+_MAPS = ("unique_buyers", "unique_sellers", "price_change_pct")
 COST: dict[str, float] = {name: 1.0 for name in CATALOGUE}
-COST.update({"cto_score": 30.0, "largest_cluster_share_5m": 4.0, "bonding_progress": 1.5,
-             **{f"top_buyer_share_{w}": 4.0 for w in WINDOWS}, **{f"price_change_pct_{w}": 3.0 for w in WINDOWS}})
+for _w in WINDOWS:
+    for _name in CATALOGUE:
+        if _name.endswith("_" + _w):
+            COST[_name] = 3.0 if _name.startswith(_MAPS) else 2.0
+    COST[f"top_buyer_share_{_w}"] = 4.0
+COST.update({"cto_score": 30.0, "largest_cluster_share_5m": 4.0, "buyer_clusters_5m": 3.0, "smart_buyers_1h": 3.0,
+             "bonding_progress": 1.5})
 
 
 def reader(name: str) -> Reader:
