@@ -40,14 +40,7 @@ def _window_reader(base: str, w: str) -> Reader:
             return log[-1][k] - log[win.start - 1][k]
         return total
     if base == "trades":
-        def trades(s):
-            win = s.windows[w]
-            log = win.log
-            if win.at != len(log):
-                win.advance()
-            last, before = log[-1], log[win.start - 1]
-            return (last[_NB] - before[_NB]) + (last[_NS] - before[_NS])
-        return trades
+        return _pair(_NB, _NS, operator.add)(w)
     if base in ("unique_buyers", "unique_sellers"):
         attr = "buyers" if base == "unique_buyers" else "sellers"
 
@@ -82,23 +75,26 @@ def _window_reader(base: str, w: str) -> Reader:
     raise KeyError(base)
 
 
-def _volume(combine: Callable[[int, int], int]) -> Callable[[str], Reader]:
-    """A reader of SOL volume: ``combine(buy lamports, sell lamports)`` in the window, / 1e9."""
+def _pair(i: int, j: int, combine: Callable[[int, int], int], per: float | None = None
+          ) -> Callable[[str], Reader]:
+    """A reader of ``combine(window's total i, window's total j)`` (``/ per`` if given)."""
     def make(w: str) -> Reader:
-        def volume(s):
+        def pair(s):
             win = s.windows[w]
             log = win.log
             if win.at != len(log):
                 win.advance()
             last, before = log[-1], log[win.start - 1]
-            return combine(last[_VB] - before[_VB], last[_VS] - before[_VS]) / 1e9
-        return volume
+            v = combine(last[i] - before[i], last[j] - before[j])
+            return v if per is None else v / per
+        return pair
     return make
 
 
 _TOTALS = {"buys": _NB, "sells": _NS}
-_VOLUMES = {"buy_volume_sol": _volume(lambda b, s: b), "sell_volume_sol": _volume(lambda b, s: s),
-            "volume_sol": _volume(operator.add), "net_flow_sol": _volume(operator.sub)}
+_VOLUMES = {"buy_volume_sol": _pair(_VB, _VS, lambda b, s: b, 1e9),
+            "sell_volume_sol": _pair(_VB, _VS, lambda b, s: s, 1e9),
+            "volume_sol": _pair(_VB, _VS, operator.add, 1e9), "net_flow_sol": _pair(_VB, _VS, operator.sub, 1e9)}
 
 
 def _synced(s: MintState, w: str):
