@@ -104,24 +104,25 @@ class PriceSeries:
 
     def outcomes(self, alerts: pa.Table, *, end_t: int, latency_slots: int) -> pa.Table:
         mints = _mints(alerts)
-        codes, rows = [], []
+        parts: dict[str, list[np.ndarray]] = {"code": [], "slot": [], "t": [], "price": []}
         for ch in self.chunks:  # each chunk's dictionary mapped onto the alerted mints once
-            mapped = pc.index_in(ch.column("mint").dictionary, value_set=mints)
-            c = np.asarray(pc.fill_null(mapped.take(ch.column("mint").indices), -1), dtype=np.int64)
+            mapped = np.asarray(pc.fill_null(pc.index_in(ch.column("mint").dictionary, value_set=mints), -1),
+                                dtype=np.int64)
+            c = mapped[np.asarray(ch.column("mint").indices)]
             sel = np.flatnonzero(c >= 0)
-            codes.append(c[sel])
-            rows.append(ch.select(["slot", "t", "price"]).take(pa.array(sel)))
-        if rows:
-            code = np.concatenate(codes)
-            order = np.argsort(code, kind="stable")  # by mint, chain order kept within each
-            table = pa.Table.from_batches(rows)
-            slots, times, prices = (np.asarray(table[c].combine_chunks(), dtype=d)[order]
-                                    for c, d in (("slot", np.int64), ("t", np.int64), ("price", np.float64)))
-            code = code[order]
-        else:
-            code = slots = times = np.zeros(0, dtype=np.int64)
-            prices = np.zeros(0)
-        return outcomes_for(alerts, mints, code, slots, times, prices, end_t=end_t, latency_slots=latency_slots)
+            parts["code"].append(c[sel])
+            for k in ("slot", "t", "price"):  # no nulls here: numpy views of the Arrow buffers
+                parts[k].append(np.asarray(ch.column(k))[sel])
+        if not self.chunks:
+            return outcomes_for(alerts, mints, *(np.zeros(0, dtype=d) for d in (np.int64, np.int64, np.int64,
+                                                                                  np.float64)),
+                                end_t=end_t, latency_slots=latency_slots)
+        code = np.concatenate(parts["code"])
+        order = np.argsort(code, kind="stable")  # by mint, chain order kept within each
+        slots, times, prices = (np.concatenate(parts[k]).astype(d, copy=False)[order]
+                                for k, d in (("slot", np.int64), ("t", np.int64), ("price", np.float64)))
+        return outcomes_for(alerts, mints, code[order], slots, times, prices, end_t=end_t,
+                            latency_slots=latency_slots)
 
 
 _COLUMNS = ["entry_slot", "entry_time", "entry_price", "time_to_2x_s", "drawdown_before_peak",
