@@ -327,7 +327,7 @@ class PartitionConsumer:
         self._last_claim = time.monotonic()
         n = await self._claim(keys=[self.key], args=[self.group, self.name, self.claim_idle_ms])
         if n:
-            self._cursor = "0"
+            self.rewind()
         return int(n)
 
     async def next_batch(self, count: int = 500, block_ms: int | None = 1000) -> list[Entry]:
@@ -434,7 +434,7 @@ class PartitionConsumer:
             n = max(times[i] for i in retry)
             delay = min(self.retry_delay_ms * 2 ** (n - 1), self.retry_delay_max_ms)
             self._retry_at = time.monotonic() + delay / 1000
-            self._cursor = "0"
+            self.rewind()
         return dead
 
     async def dead_letter(self, id: str, fields: Fields, error: str, *, deliveries: int = 0) -> str:
