@@ -240,8 +240,12 @@ class Runner:
                 await self.ingest.flush(idle=True)
             if self.ingest.idle_for() < self.s.stop_after_idle or self.ingest.buffer:
                 continue
-            st = await self.streams.stats()
-            if st.get("pending", 1) == 0 and st.get("lag", 1) == 0:
+            try:
+                st = await self.streams.stats()
+            except Exception as e:  # noqa: BLE001 - Redis restarting: not idle, not an outage of ours
+                log.debug("idle check: %s", e)
+                continue
+            if st.get("pending", 1) == 0 and st.get("lag", 1) == 0 and self.ingest.idle_for() >= self.s.stop_after_idle:
                 log.info("idle for %.0f s with everything committed: stopping", self.ingest.idle_for())
                 self.stop.set()
 

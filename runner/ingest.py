@@ -56,6 +56,9 @@ class Ingest:
         self.last_meta_slot = 0
         self.max_seen_slot = 0  # highest slot any update mentioned
         self.last_tx_at = time.monotonic()
+        self.streaming = False  # a subscription is open and has delivered an update
+        self.busy = 0  # hand-ons and Redis retries in progress (records out of the buffer, not yet in a stream)
+        self.flush_lock = asyncio.Lock()  # the idle check flushes too: one flush at a time keeps slot order
         self.received_tx = 0
         self.handed_slot: int | None = None
         self.seen_ids: set[str] = set()  # swap ids already handed on (replays after a resume)
@@ -117,6 +120,8 @@ class Ingest:
             closer = asyncio.create_task(self._close_on_stop(sub))
             try:
                 async for upd in sub:
+                    if not self.streaming:  # quiet time counts from here, not from start-up
+                        self.streaming, self.last_tx_at = True, time.monotonic()
                     await self._handle(upd)
                     # Hand slots on when the stream has caught up, or every flush_s while it
                     # has not: under load one Redis round trip then carries many slots.
@@ -141,6 +146,7 @@ class Ingest:
                 log.warning("ingest: %s; retrying", e)
                 await self._sleep(next(delays))
             finally:
+                self.streaming = False
                 closer.cancel()
                 await sub.close()
         await self.flush()  # shutdown: hand on complete slots only; the rest comes again on resume
@@ -217,6 +223,14 @@ class Ingest:
         The handed-on slot is recorded only up to slots with nothing still buffered, so
         after a restart anything not handed on is asked for again with ``from_slot``.
         """
+        async with self.flush_lock:
+            self.busy += 1
+            try:
+                await self._flush()
+            finally:
+                self.busy -= 1
+
+    async def _flush(self) -> None:
         self.flush_due = False
         self.last_flush = time.monotonic()
         ready: list[tuple[int, list]] = []
@@ -271,24 +285,33 @@ class Ingest:
     async def _retry(self, fn):
         """Redis calls survive a Redis restart: retry with backoff until it answers or we stop."""
         delays = backoff(0.1, 5.0)
-        while True:
-            try:
-                return await fn()
-            except (ConnectionError, OSError, TimeoutError) as e:
-                if self.stop.is_set():
-                    raise
-                self.metrics.inc("redis_errors")
-                log.warning("redis: %s; retrying", type(e).__name__)
-                await asyncio.sleep(next(delays))
-            except Exception as e:  # redis.exceptions.* (ConnectionError subclasses are above)
-                if type(e).__module__.startswith("redis") and not self.stop.is_set():
+        self.busy += 1
+        try:
+            while True:
+                try:
+                    return await fn()
+                except (ConnectionError, OSError, TimeoutError) as e:
+                    if self.stop.is_set():
+                        raise
                     self.metrics.inc("redis_errors")
-                    log.warning("redis: %s; retrying", e)
+                    log.warning("redis: %s; retrying", type(e).__name__)
                     await asyncio.sleep(next(delays))
-                    continue
-                raise
+                except Exception as e:  # redis.exceptions.* (ConnectionError subclasses are above)
+                    if type(e).__module__.startswith("redis") and not self.stop.is_set():
+                        self.metrics.inc("redis_errors")
+                        log.warning("redis: %s; retrying", e)
+                        await asyncio.sleep(next(delays))
+                        continue
+                    raise
+        finally:
+            self.busy -= 1
 
     def idle_for(self) -> float:
+        """How long the open stream has been quiet with nothing left to hand on. Zero while
+        not streaming (start-up, rebuilding, reconnecting) or while a hand-on or a Redis
+        retry is in progress: waiting on a server is not the end of the data."""
+        if not self.streaming or self.busy:
+            return 0.0
         return time.monotonic() - self.last_tx_at
 
     def parse_reasons(self) -> dict:

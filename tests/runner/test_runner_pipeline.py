@@ -44,17 +44,22 @@ def _log(p, n: int = 3000) -> str:
     return p.log.read()[-n:]
 
 
-def test_undisturbed_run_equals_backtest(pg_url, redis_prefix, replay_server, expected):
+def _in_process(pg_url, redis_prefix, srv, stop_after_idle: float = 2.0, **kw):
+    """A runner in this process against the test's Redis keyspace, database and replay server."""
     from runner.app import Runner, RunnerSettings
 
-    srv = replay_server()
     redis_url, prefix = redis_prefix
-    settings = RunnerSettings(redis_url=redis_url, database_url=pg_url,
-                              geyser_endpoint=f"http://127.0.0.1:{srv.port}", prefix=prefix, partitions=4,
-                              metrics_port=0, stop_after_idle=2.0, dispatch=False, lease_ttl_ms=3000,
-                              triggers=REPO / "triggers.toml")
+    return Runner(RunnerSettings(redis_url=redis_url, database_url=pg_url,
+                                 geyser_endpoint=f"http://127.0.0.1:{srv.port}", prefix=prefix, partitions=4,
+                                 metrics_port=0, stop_after_idle=stop_after_idle, dispatch=False,
+                                 lease_ttl_ms=3000, triggers=REPO / "triggers.toml"), **kw)
+
+
+def test_undisturbed_run_equals_backtest(pg_url, redis_prefix, replay_server, expected):
+
+    srv = replay_server()
     fired = []
-    code = asyncio.run(Runner(settings, on_alert=fired.append).run())
+    code = asyncio.run(_in_process(pg_url, redis_prefix, srv, on_alert=fired.append).run())
     assert code == 0
     swaps, alerts = asyncio.run(db_state(pg_url))
     want_swaps, want_alerts = expected
@@ -230,12 +235,7 @@ def test_a_resume_slot_the_provider_no_longer_holds_is_reported_as_a_gap(pg_url,
     r = redis.Redis.from_url(redis_url)
     r.set(f"{prefix}ingest:handed_slot", first - 51)
     srv = replay_server()
-    from runner.app import Runner, RunnerSettings
-
-    settings = RunnerSettings(redis_url=redis_url, database_url=pg_url, geyser_endpoint=f"http://127.0.0.1:{srv.port}",
-                              prefix=prefix, partitions=4, metrics_port=0, stop_after_idle=2.0, dispatch=False,
-                              lease_ttl_ms=3000, triggers=REPO / "triggers.toml")
-    runner = Runner(settings)
+    runner = _in_process(pg_url, redis_prefix, srv, stop_after_idle=2.0)
     assert asyncio.run(runner.run()) == 0
     [gap] = [json.loads(g) for g in r.lrange(f"{prefix}ingest:gaps", 0, -1)]
     assert (gap["from_slot"], gap["to_slot"]) == (first - 50, first - 1)
@@ -251,7 +251,6 @@ def test_a_batch_that_fails_to_commit_is_redone_from_a_rebuilt_engine(pg_url, re
     the worker rebuilds its engine from the store and redoes the batch, so no trade is
     counted twice and the alerts equal an undisturbed run."""
     from pocketwatcher.store.postgres import Store
-    from runner.app import Runner, RunnerSettings
 
     real = Store.commit_batch
     calls = {"n": 0}
@@ -264,12 +263,46 @@ def test_a_batch_that_fails_to_commit_is_redone_from_a_rebuilt_engine(pg_url, re
 
     monkeypatch.setattr(Store, "commit_batch", flaky)
     srv = replay_server(speed=30.0)
-    redis_url, prefix = redis_prefix
-    settings = RunnerSettings(redis_url=redis_url, database_url=pg_url, geyser_endpoint=f"http://127.0.0.1:{srv.port}",
-                              prefix=prefix, partitions=4, metrics_port=0, stop_after_idle=2.0, dispatch=False,
-                              lease_ttl_ms=3000, triggers=REPO / "triggers.toml")
-    runner = Runner(settings)
+    runner = _in_process(pg_url, redis_prefix, srv, stop_after_idle=2.0)
     assert asyncio.run(runner.run()) == 0
     swaps, alerts = asyncio.run(db_state(pg_url))
     assert swaps == expected[0] and alerts == expected[1]
     assert runner.metrics.value("engine_rebuilds") >= 2
+
+
+def test_stop_after_idle_does_not_count_start_up_or_a_redis_outage_as_quiet(pg_url, redis_prefix, replay_server,
+                                                                            expected, monkeypatch):
+    """--stop-after-idle means "the open stream has been quiet": a slow start (before the
+    subscription delivers anything) and a publish retrying through a Redis outage are
+    waiting, not the end of the data. Both last longer than the idle limit here; the run
+    must still end with everything."""
+    import redis.exceptions
+
+    from pocketwatcher.store.streams import SwapStreams
+    from runner.ingest import Ingest
+
+    real_resume, real_publish = Ingest.resume_slot, SwapStreams.publish
+    state = {"resumes": 0, "publishes": 0, "outage_until": None}
+
+    async def slow_resume(self):
+        state["resumes"] += 1
+        if state["resumes"] == 1:
+            await asyncio.sleep(3.0)  # a slow start-up (a long enricher rebuild, a slow provider)
+        return await real_resume(self)
+
+    async def flaky_publish(self, entries, *a, **kw):
+        state["publishes"] += 1
+        if state["publishes"] == 2:
+            state["outage_until"] = time.monotonic() + 3.0
+        if state["outage_until"] and time.monotonic() < state["outage_until"]:
+            raise redis.exceptions.ConnectionError("injected: Redis is restarting")
+        return await real_publish(self, entries, *a, **kw)
+
+    monkeypatch.setattr(Ingest, "resume_slot", slow_resume)
+    monkeypatch.setattr(SwapStreams, "publish", flaky_publish)
+    srv = replay_server()
+    runner = _in_process(pg_url, redis_prefix, srv, stop_after_idle=1.0)
+    assert asyncio.run(runner.run()) == 0
+    assert state["outage_until"] is not None and runner.metrics.value("redis_errors") > 0
+    swaps, alerts = asyncio.run(db_state(pg_url))
+    assert swaps == expected[0] and alerts == expected[1]
