@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +46,18 @@ class CaptureError(ValueError):
 
 
 class CaptureWriter:
-    """Append ``SubscribeUpdate`` messages (or their bytes) to a new capture file."""
+    """Append ``SubscribeUpdate`` messages (or their bytes) to a new capture file.
 
-    def __init__(self, path: str | Path, meta: dict | None = None, *, level: int = 3) -> None:
+    ``background=True`` compresses and writes on a thread of its own, fed through a
+    bounded queue: python-zstandard and file writes release the GIL, so a producer that
+    keeps one core busy (the simulator) gets the compression done on another. The bytes
+    are the same as in the foreground (one compressor, one frame, the same order). An
+    error on the thread is raised by the next ``write``, ``write_many``, ``flush`` or
+    ``close`` in the caller.
+    """
+
+    def __init__(self, path: str | Path, meta: dict | None = None, *, level: int = 3,
+                 background: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._raw = open(self.path, "wb")  # noqa: SIM115 - closed in close()
@@ -54,19 +65,64 @@ class CaptureWriter:
         self._raw.write(_HEADER.pack(MAGIC, VERSION, COMP_ZSTD, len(meta_b)) + meta_b)
         self._z = zstandard.ZstdCompressor(level=level).stream_writer(self._raw, closefd=False)
         self.count = 0
+        self._q: queue.Queue | None = None
+        self._error: BaseException | None = None
+        if background:
+            self._q = queue.Queue(maxsize=_QUEUED_BATCHES)
+            self._thread = threading.Thread(target=self._drain, name=f"capture {self.path.name}", daemon=True)
+            self._thread.start()
 
     def write(self, update) -> None:
-        data = update if isinstance(update, bytes | bytearray | memoryview) else update.SerializeToString()
-        self._z.write(_varint(len(data)))
-        self._z.write(data)
-        self.count += 1
+        if not isinstance(update, bytes):  # a message, or a buffer that may change after the call
+            update = bytes(update) if isinstance(update, bytearray | memoryview) else update.SerializeToString()
+        self.write_many([update])
 
     def write_many(self, records: list[bytes]) -> None:
         """Append serialized updates: the same bytes as ``write`` on each, in one compressor call.
 
         zstd buffers its input up to a block, so how the stream is cut into calls does not
-        change the compressed bytes; one call per batch saves the per-record overhead.
+        change the compressed bytes; one call per batch saves the per-record overhead. In
+        the background the list is compressed later: pass one that no longer changes.
         """
+        if self._q is None:
+            self._compress(records)
+        else:
+            self._put(records)
+        self.count += len(records)
+
+    def flush(self) -> None:
+        """Make everything written so far readable (ends a zstd block, not the frame)."""
+        if self._q is None:
+            self._flush()
+        else:
+            self._put(_FLUSH)
+            self._q.join()
+            self._raise()
+
+    def close(self) -> None:
+        if self._raw.closed:
+            return
+        try:
+            if self._q is not None:
+                self._q.put(_STOP)
+                self._thread.join()
+                self._raise()
+            self._z.flush(zstandard.FLUSH_FRAME)
+            self._z.close()
+        finally:
+            self._raw.close()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        try:
+            self.close()
+        except Exception:
+            if exc_type is None:  # else the caller's own exception is the one to see
+                raise
+
+    def _compress(self, records: list[bytes]) -> None:
         parts: list[bytes] = []
         short = _LEN
         for data in records:
@@ -74,25 +130,46 @@ class CaptureWriter:
             parts.append(short[n] if n < 16384 else _varint(n))
             parts.append(data)
         self._z.write(b"".join(parts))
-        self.count += len(records)
 
-    def flush(self) -> None:
-        """Make everything written so far readable (ends a zstd block, not the frame)."""
+    def _flush(self) -> None:
         self._z.flush(zstandard.FLUSH_BLOCK)
         self._raw.flush()
 
-    def close(self) -> None:
-        if self._raw.closed:
-            return
-        self._z.flush(zstandard.FLUSH_FRAME)
-        self._z.close()
-        self._raw.close()
+    # ---- background --------------------------------------------------------------------------
 
-    def __enter__(self) -> CaptureWriter:
-        return self
+    def _put(self, item) -> None:
+        self._raise()
+        self._q.put(item)
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        """The writer thread: compress the queued batches in order until ``_STOP``.
+
+        After an error it keeps taking batches (and drops them), so that a producer never
+        blocks on a full queue; the error waits in ``_error`` for the caller.
+        """
+        q = self._q
+        while True:
+            item = q.get()
+            try:
+                if item is _STOP:
+                    return
+                if self._error is None:
+                    if item is _FLUSH:
+                        self._flush()
+                    else:
+                        self._compress(item)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                self._error = e
+            finally:
+                q.task_done()
+
+
+_QUEUED_BATCHES = 8  # a producer ahead of the writer thread waits beyond this many batches
+_FLUSH, _STOP = object(), object()
 
 
 class CaptureReader:

@@ -38,7 +38,7 @@ def simulate(minutes: float, seed: int, out_dir: Path, *,
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of short-lived bytes, no garbage cycles worth a collection pass
     try:
-        with CaptureWriter(path, meta, level=level) as cap:
+        with CaptureWriter(path, meta, level=level, background=True) as cap:  # zstd on the other core
             bar = _Progress(m, minutes) if progress else None
             batch: list[bytes] = []
             for out in m.run():
