@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from solders.signature import Signature
@@ -120,20 +121,47 @@ class Truth:
 _INT64 = {"slot", "tx_index", "block_time", "launch_slot", "complete_slot", "migrated_slot", "lamports", "error",
           "trades"}
 _UINT64 = {"token_amount", "quote_amount"}
+_BOOL = {"pre_existing", "prefunded"}
 
 
 def _typed(cols: dict[str, list]) -> dict[str, pa.Array]:
+    """The columns as Arrow arrays, built from their buffers.
+
+    ``pa.array`` would do the same, but its first call imports pandas (0.3-0.8 s, more
+    than writing all the tables) only to learn that a list is not a pandas object.
+    """
     out = {}
     for k, v in cols.items():
         if k in _UINT64:
-            out[k] = pa.array(v, pa.uint64())
+            out[k] = _array(v, pa.uint64(), np.uint64)
         elif k in _INT64:
-            out[k] = pa.array(v, pa.int64())
-        elif k in ("pre_existing", "prefunded"):
-            out[k] = pa.array(v, pa.bool_())
+            out[k] = _array(v, pa.int64(), np.int64)
+        elif k in _BOOL:
+            out[k] = _array(v, pa.bool_(), bool)
         else:
-            out[k] = pa.array(v, pa.string())
+            out[k] = _array(v, pa.string(), str)
     return out
+
+
+def _array(values: list, typ: pa.DataType, kind) -> pa.Array:
+    """An Arrow array of ``values`` (None = null): validity bitmap, then offsets + bytes or fixed-width values."""
+    n = len(values)
+    valid = None
+    if None in values:
+        valid = _bits([v is not None for v in values])
+        values = [kind() if v is None else v for v in values]
+    if kind is str:
+        data = [s.encode() for s in values]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum([len(d) for d in data], out=offsets[1:])
+        return pa.Array.from_buffers(typ, n, [valid, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+    if kind is bool:
+        return pa.Array.from_buffers(typ, n, [valid, _bits(values)])
+    return pa.Array.from_buffers(typ, n, [valid, pa.py_buffer(np.array(values, kind))])
+
+
+def _bits(flags: list[bool]) -> pa.Buffer:
+    return pa.py_buffer(np.packbits(np.array(flags, bool), bitorder="little"))
 
 
 def read(out_dir: Path, name: str) -> pa.Table:
