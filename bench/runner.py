@@ -43,17 +43,18 @@ def pct(xs: list[float], q: float) -> float | None:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1)
 
 
-def run_layout(capture: Path, split: bool, n_tx: int, speed: str = "max") -> dict:
+def run_layout(capture: Path, split: bool, n_tx: int, speed: str = "max", parse_process: bool | None = None) -> dict:
     from conftest import drop_database, new_database
 
     db = new_database()
     try:
-        return asyncio.run(_run_layout(capture, split, n_tx, db, speed))
+        return asyncio.run(_run_layout(capture, split, n_tx, db, speed, parse_process))
     finally:
         drop_database(db)
 
 
-async def _run_layout(capture: Path, split: bool, n_tx: int, db: str, speed: str = "max") -> dict:
+async def _run_layout(capture: Path, split: bool, n_tx: int, db: str, speed: str = "max",
+                      parse_process: bool | None = None) -> dict:
     import socket
 
     import redis
@@ -77,12 +78,13 @@ async def _run_layout(capture: Path, split: bool, n_tx: int, db: str, speed: str
         settings = RunnerSettings(redis_url="redis://127.0.0.1:6379/0", database_url=db, prefix=prefix,
                                   geyser_endpoint=endpoint, partitions=4, metrics_port=0, dispatch=False,
                                   stop_after_idle=3.0, lease_ttl_ms=3000, triggers=REPO / "triggers.toml",
-                                  ingest=not split)
+                                  ingest=not split, parse_process=parse_process)
         if split:
             env = {**os.environ, "REDIS_URL": settings.redis_url, "DATABASE_URL": db, "GEYSER_ENDPOINT": endpoint,
                    "POCKETWATCHER_PREFIX": prefix}
             child = subprocess.Popen([sys.executable, "-m", "pocketwatcher", "run", "--no-detect", "--metrics-port",
-                                      "0", "--partitions", "4", "--stop-after-idle", "3"], cwd=REPO, env=env,
+                                      "0", "--partitions", "4", "--stop-after-idle", "3",
+                                      *({True: ["--parse-process"], False: ["--parse-inline"]}.get(parse_process, []))], cwd=REPO, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             settings.stop_after_idle = None
         runner = Runner(settings)
@@ -306,6 +308,8 @@ def main() -> None:
     ap.add_argument("--paced-rate", type=float, default=1000.0,
                     help="also replay at the speed that offers this many tx/s, for latency at a sustainable "
                          "rate (0 = skip); all of Solana's non-vote traffic is about 1,000 tx/s")
+    ap.add_argument("--parse", choices=["auto", "process", "inline"], default="auto",
+                    help="where ingest parses: a child process, the runner's own, or auto (child with 2+ cores)")
     ap.add_argument("--stages", action="store_true", help="only the CPU cost of each stage per transaction")
     ap.add_argument("--memory-mints", type=int, default=100_000,
                     help="also measure the memory of a runner tracking this many mints (0 = skip)")
@@ -330,20 +334,21 @@ def main() -> None:
         summary = simulate(args.minutes, args.seed, work, launches_per_minute=args.launches, progress=False)
         capture = work / "capture.pwcap"
     n_tx = summary["transactions"] - summary["failed"]  # what the subscription streams
-    one = run_layout(capture, False, n_tx) if args.layout in ("both", "one") else {}
-    two = run_layout(capture, True, n_tx) if args.layout in ("both", "two") else {}
+    pp = {"auto": None, "process": True, "inline": False}[args.parse]
+    one = run_layout(capture, False, n_tx, parse_process=pp) if args.layout in ("both", "one") else {}
+    two = run_layout(capture, True, n_tx, parse_process=pp) if args.layout in ("both", "two") else {}
     paced = {}
     if args.paced_rate:
         span = summary.get("span_s") or capture_summary(capture)["span_s"]
         speed = args.paced_rate / (n_tx / span)
         paced = {"offered_tx_per_s": args.paced_rate, "replay_speed": round(speed, 2),
-                 **run_layout(capture, False, n_tx, speed=f"{speed:.3f}")}
+                 **run_layout(capture, False, n_tx, speed=f"{speed:.3f}", parse_process=pp)}
     print(json.dumps({"bench": "runner", "streamed_transactions": n_tx,
                       "capture_transactions": summary["transactions"], "capture_swaps": summary["trades"],
                       **{f"one_process_{k}": v for k, v in one.items()},
                       **{f"two_processes_{k}": v for k, v in two.items()},
                       **{f"paced_{k}": v for k, v in paced.items()},
-                      "target_tx_per_s": 5000, "target_p99_ms": 250,
+                      "parse": args.parse, "target_tx_per_s": 5000, "target_p99_ms": 250,
                       **({f"memory_{k}": v for k, v in memory_probe(args.memory_mints).items()}
                          if args.memory_mints else {})}))
 

@@ -192,6 +192,9 @@ def run_cmd(
                                    "DATABASE_URL are not set)."),
     no_ingest: bool = typer.Option(False, "--no-ingest", help="Only detect/dispatch (another runner ingests)."),
     no_detect: bool = typer.Option(False, "--no-detect", help="Only ingest (other runners detect)."),
+    parse_process: bool = typer.Option(None, "--parse-process/--parse-inline",
+                                       help="Parse the stream in a child process (default with 2+ cores) or in "
+                                       "the runner's own."),
     debug: bool = typer.Option(False, "--debug", help="Debug logging."),
 ) -> None:
     """The live runner. Env: GEYSER_ENDPOINT (http:// or https://), GEYSER_X_TOKEN, REDIS_URL, DATABASE_URL."""
@@ -202,7 +205,7 @@ def run_cmd(
     settings = RunnerSettings.from_env(triggers=triggers or DEFAULT_TRIGGERS, config=config, partitions=partitions,
                                        metrics_port=metrics_port, dashboard_port=dashboard_port,
                                        stop_after_idle=stop_after_idle, state_dir=state_dir,
-                                       ingest=not no_ingest, detect=not no_detect)
+                                       ingest=not no_ingest, detect=not no_detect, parse_process=parse_process)
     if not settings.geyser_endpoint and not no_ingest:
         typer.secho("GEYSER_ENDPOINT is not set (http://host:port or https://host); run `pocketwatcher replay "
                     "data/sample.pwcap` and point it at http://127.0.0.1:10000, or pass --no-ingest",

@@ -1,5 +1,6 @@
 """``python -m runner``: the same as ``pocketwatcher run``."""
 
-from pocketwatcher.cli import app
+if __name__ == "__main__":  # not when a spawned child process imports this module
+    from pocketwatcher.cli import app
 
-app(["run", *__import__("sys").argv[1:]])
+    app(["run", *__import__("sys").argv[1:]])

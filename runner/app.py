@@ -48,6 +48,8 @@ class RunnerSettings:
     dispatch: bool = True
     ingest: bool = True
     detect: bool = True
+    # subscribe and parse in a child process (the other core); None: when there are 2+ cores
+    parse_process: bool | None = None
     owner_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     programs: list[str] = field(default_factory=lambda: sorted(KNOWN_PROGRAMS))
 
@@ -159,7 +161,9 @@ class Runner:
             from .ingest import Ingest
 
             self.ingest = Ingest(s.geyser_endpoint, s.geyser_x_token, self.streams, self.redis,
-                                 programs=s.programs, prefix=s.prefix, stop=self.stop, metrics=self.metrics)
+                                 programs=s.programs, prefix=s.prefix, stop=self.stop, metrics=self.metrics,
+                                 parse_process=s.parse_process if s.parse_process is not None
+                                 else (os.cpu_count() or 1) >= 2)
             tasks.append(asyncio.create_task(self.ingest.run(self.store), name="ingest"))
         if s.dispatch:
             tasks.append(asyncio.create_task(self._dispatch(), name="dispatch"))

@@ -23,9 +23,10 @@ import time
 from pocketwatcher.enrich.wallets import Enricher
 from pocketwatcher.geyser.client import GeyserClient, GeyserError, backoff, build_request
 from pocketwatcher.geyser.clock import SlotClock
-from pocketwatcher.parse import STATS, parse_update_full
+from pocketwatcher.parse import STATS
 
 from .records import encode_event, encode_swap, encode_transfer
+from .source import InlineSource, ParseProcess
 
 log = logging.getLogger("pocketwatcher.runner.ingest")
 
@@ -43,8 +44,11 @@ def _order(rec, kind: int) -> tuple:
 
 class Ingest:
     def __init__(self, endpoint: str, x_token: str | None, streams, redis, *, programs: list[str],
-                 prefix: str, stop: asyncio.Event, metrics, grace_slots: int = 4) -> None:
+                 prefix: str, stop: asyncio.Event, metrics, grace_slots: int = 4,
+                 parse_process: bool = False) -> None:
         self.client = GeyserClient(endpoint, x_token)
+        # parse_process: subscribe and parse in a child process (see runner.source)
+        self.parser = ParseProcess(endpoint, x_token) if parse_process else None
         self.streams, self.redis, self.programs = streams, redis, programs
         self.state_key = f"{prefix}ingest:handed_slot"
         self.gaps_key = f"{prefix}ingest:gaps"  # slot ranges the provider could not replay
@@ -109,6 +113,15 @@ class Ingest:
         return len(items)
 
     async def run(self, store=None) -> None:
+        if self.parser is not None:
+            self.parser.ensure_started()  # it imports while the enricher is rebuilt
+        try:
+            await self._run(store)
+        finally:
+            if self.parser is not None:
+                await asyncio.to_thread(self.parser.stop)
+
+    async def _run(self, store=None) -> None:
         delays = backoff()
         if store is not None and await self._retry(self.resume_slot) is not None:
             await self.rebuild(store)
@@ -116,13 +129,13 @@ class Ingest:
             handed = await self._retry(self.resume_slot)
             self.handed_slot = handed
             req = build_request(self.programs, from_slot=handed + 1 if handed is not None else None)
-            sub = self.client.subscribe(req)
+            sub = self.parser.subscribe(req) if self.parser else InlineSource(self.client, req)
             closer = asyncio.create_task(self._close_on_stop(sub))
             try:
-                async for upd in sub:
+                async for items in sub:
                     if not self.streaming:  # quiet time counts from here, not from start-up
                         self.streaming, self.last_tx_at = True, time.monotonic()
-                    await self._handle(upd)
+                    self._handle(items)
                     # Hand slots on when the stream has caught up, or every flush_s while it
                     # has not: under load one Redis round trip then carries many slots.
                     if self.flush_due and (sub.buffered() == 0
@@ -189,31 +202,32 @@ class Ingest:
         except TimeoutError:
             pass
 
-    async def _handle(self, upd) -> None:
-        which = upd.WhichOneof("update_oneof")
-        if which == "transaction":
-            self.last_tx_at = time.monotonic()
-            self.received_tx += 1
-            self.metrics.inc("ingest_transactions")
-            slot = upd.transaction.slot
-            self.max_seen_slot = max(self.max_seen_slot, slot)
-            if self.handed_slot is not None and slot <= self.handed_slot and slot not in self.meta_slots:
-                return  # handed on before a resume (a late transaction of a slot handed on
-                # in this session is still handed on, after its slot: nothing is dropped)
-            res = parse_update_full(upd, transfers=True)
-            if res.view is not None and (res.swaps or res.events or res.transfers):
-                res.received_at = time.time()
-                self.buffer.setdefault(slot, []).append(res)
-        elif which == "block_meta":
-            bm = upd.block_meta
-            self.clock.observe(bm.slot, bm.block_time.timestamp)
-            self.meta_slots.add(bm.slot)
-            self.last_meta_slot = max(self.last_meta_slot, bm.slot)
-            self.max_seen_slot = max(self.max_seen_slot, bm.slot)
-            self.metrics.set("ingest_last_slot", bm.slot)
-            if bm.block_time.timestamp:
-                self.metrics.set("ingest_lag_seconds", max(0.0, time.time() - bm.block_time.timestamp))
-            self.flush_due = True
+    def _handle(self, items: list[tuple]) -> None:
+        """Take a batch of parsed updates (see runner.source) in stream order."""
+        buffer, meta_slots = self.buffer, self.meta_slots
+        for item in items:
+            if item[0] == "tx":
+                _kind, slot, parsed, received_at = item
+                self.last_tx_at = time.monotonic()
+                self.received_tx += 1
+                self.metrics.inc("ingest_transactions")
+                if slot > self.max_seen_slot:
+                    self.max_seen_slot = slot
+                if self.handed_slot is not None and slot <= self.handed_slot and slot not in meta_slots:
+                    continue  # handed on before a resume (a late transaction of a slot handed on
+                    # in this session is still handed on, after its slot: nothing is dropped)
+                if parsed is not None:
+                    buffer.setdefault(slot, []).append((*parsed, received_at))
+            else:
+                _kind, slot, block_time = item
+                self.clock.observe(slot, block_time)
+                meta_slots.add(slot)
+                self.last_meta_slot = max(self.last_meta_slot, slot)
+                self.max_seen_slot = max(self.max_seen_slot, slot)
+                self.metrics.set("ingest_last_slot", slot)
+                if block_time:
+                    self.metrics.set("ingest_lag_seconds", max(0.0, time.time() - block_time))
+                self.flush_due = True
 
     async def flush(self, idle: bool = False) -> None:
         """Hand on buffered slots in order.
@@ -254,21 +268,20 @@ class Ingest:
             bt, est = self.clock.time_of(slot)
             if est:
                 self.metrics.inc("ingest_estimated_slots")
-            results.sort(key=lambda r: r.view.index or 0)
-            for res in results:
-                for t in res.transfers:
+            results.sort(key=lambda r: r[0] or 0)
+            for index, swaps, events, transfers, received_at in results:
+                for t in transfers:
                     t.block_time = bt
                     self.enricher.on_transfer(t.source, t.destination, t.lamports, bt)
                     entries.append((t.destination, encode_transfer(t)))
-                for ev in res.events:
+                for ev in events:
                     ev.block_time = bt
-                    entries.append((ev.mint, encode_event(ev, res.view.index)))
-                for s in res.swaps:
+                    entries.append((ev.mint, encode_event(ev, index)))
+                for s in swaps:
                     if s.id in self.seen_ids:
                         continue
                     s.block_time, s.block_time_estimated = bt, est
-                    entries.append((s.mint, encode_swap(s, self.enricher.on_swap(s, s.fee_payer),
-                                                        getattr(res, "received_at", None))))
+                    entries.append((s.mint, encode_swap(s, self.enricher.on_swap(s, s.fee_payer), received_at)))
                     self.seen_ids.add(s.id)
         if len(self.seen_ids) > 500_000:
             self.seen_ids.clear()

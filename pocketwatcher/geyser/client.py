@@ -260,6 +260,8 @@ class Subscription:
         c = self._client
         while True:
             with self._cond:
+                if self._closed:  # closed by the consumer: what is still buffered is not wanted
+                    raise StopAsyncIteration
                 if self._items:
                     item = self._items.popleft()
                     if len(self._items) == self._max - 1:

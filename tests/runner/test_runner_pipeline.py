@@ -44,7 +44,7 @@ def _log(p, n: int = 3000) -> str:
     return p.log.read()[-n:]
 
 
-def _in_process(pg_url, redis_prefix, srv, stop_after_idle: float = 2.0, **kw):
+def _in_process(pg_url, redis_prefix, srv, stop_after_idle: float = 2.0, parse_process: bool | None = None, **kw):
     """A runner in this process against the test's Redis keyspace, database and replay server."""
     from runner.app import Runner, RunnerSettings
 
@@ -52,14 +52,17 @@ def _in_process(pg_url, redis_prefix, srv, stop_after_idle: float = 2.0, **kw):
     return Runner(RunnerSettings(redis_url=redis_url, database_url=pg_url,
                                  geyser_endpoint=f"http://127.0.0.1:{srv.port}", prefix=prefix, partitions=4,
                                  metrics_port=0, stop_after_idle=stop_after_idle, dispatch=False,
-                                 lease_ttl_ms=3000, triggers=REPO / "triggers.toml"), **kw)
+                                 lease_ttl_ms=3000, triggers=REPO / "triggers.toml", parse_process=parse_process),
+                  **kw)
 
 
-def test_undisturbed_run_equals_backtest(pg_url, redis_prefix, replay_server, expected):
-
+@pytest.mark.parametrize("parse_process", [True, False], ids=["parse-process", "parse-inline"])
+def test_undisturbed_run_equals_backtest(pg_url, redis_prefix, replay_server, expected, parse_process):
     srv = replay_server()
     fired = []
-    code = asyncio.run(_in_process(pg_url, redis_prefix, srv, on_alert=fired.append).run())
+    runner = _in_process(pg_url, redis_prefix, srv, parse_process=parse_process, on_alert=fired.append)
+    code = asyncio.run(runner.run())
+    assert (runner.ingest.parser is not None) == parse_process
     assert code == 0
     swaps, alerts = asyncio.run(db_state(pg_url))
     want_swaps, want_alerts = expected

@@ -1,0 +1,304 @@
+"""Where ingest's parsed transactions come from: the Geyser stream, parsed here or in a child process.
+
+Ingest consumes *batches of items* in stream order:
+
+- ``("tx", slot, parsed, received_at)``: a transaction update; ``parsed`` is
+  ``(tx_index, swaps, events, transfers)``, or None when it holds nothing the runner keeps;
+  ``received_at`` is the wall-clock time the update arrived (for the latency metric);
+- ``("meta", slot, block_time)``: a BlockMeta update (the end of its slot).
+
+Two sources give the same items:
+
+- :class:`InlineSource` reads and parses in this process (a reader thread receives, the
+  event loop parses). Used with ``parse_process=False`` and on one-core machines.
+- :class:`ProcessSource` (the default with two or more cores) runs the subscription *and*
+  the parser in one long-lived child process and receives pickled batches through a pipe.
+  Parsing is two thirds of a transaction's cost in the runner; in the child it runs on the
+  other core. It also keeps gRPC's threads out of the runner's process: there, a thread
+  reading the stream holds the GIL whenever the event loop returns from a socket call to
+  Redis or PostgreSQL, and each such return could wait out the 5 ms switch interval.
+  A single child keeps stream order without any reordering. The child is started with
+  ``spawn`` (the same on every platform; no fork of a process holding gRPC threads).
+
+The child answers commands on its pipe: ``("subscribe", request_bytes)`` starts a stream
+(it sends ``("batch", items)`` messages, then ``("end", error_or_None, retryable)``),
+``("close",)`` ends the current stream, ``("quit",)`` exits. A child that dies (killed,
+out of memory) ends the stream with a retryable error, and the next subscription starts a
+new one: ingest's reconnect loop resumes from the last slot handed on, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import multiprocessing
+import pickle
+import time
+
+from pocketwatcher.geyser.client import GeyserClient, GeyserError
+from pocketwatcher.parse import parse_update_full
+
+log = logging.getLogger("pocketwatcher.runner.source")
+
+_MAX_BATCH = 512  # updates per pickled batch (a few hundred KB at most)
+
+
+def to_items(updates, received_at: float) -> list[tuple]:
+    """Parse ``SubscribeUpdate`` messages into ingest items (both sources use this)."""
+    out = []
+    append = out.append
+    for upd in updates:
+        which = upd.WhichOneof("update_oneof")
+        if which == "transaction":
+            res = parse_update_full(upd, transfers=True)
+            parsed = None
+            if res.view is not None and (res.swaps or res.events or res.transfers):
+                parsed = (res.view.index, res.swaps, res.events, res.transfers)
+            append(("tx", upd.transaction.slot, parsed, received_at))
+        elif which == "block_meta":
+            bm = upd.block_meta
+            append(("meta", bm.slot, bm.block_time.timestamp if bm.HasField("block_time") else 0))
+    return out
+
+
+class InlineSource:
+    """One subscription read and parsed in this process; async-iterates batches of items."""
+
+    def __init__(self, client: GeyserClient, request) -> None:
+        self.sub = client.subscribe(request)
+
+    def __aiter__(self) -> InlineSource:
+        return self
+
+    async def __anext__(self) -> list[tuple]:
+        upd = await self.sub.__anext__()
+        return to_items((upd,), time.time())
+
+    def buffered(self) -> int:
+        return self.sub.buffered()
+
+    async def close(self) -> None:
+        await self.sub.close()
+
+
+class ParseProcess:
+    """The long-lived child that subscribes and parses; owned by one ``Ingest``."""
+
+    def __init__(self, endpoint: str, x_token: str | None) -> None:
+        self.endpoint, self.x_token = endpoint, x_token
+        self.proc: multiprocessing.Process | None = None
+        self.conn = None
+        self.broken = False  # its pipe failed: replace it before the next subscription
+
+    def ensure_started(self) -> None:
+        if self.proc is not None and self.proc.is_alive() and not self.broken:
+            return
+        self.stop()
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=child_main, args=(child, self.endpoint, self.x_token),
+                                name="pocketwatcher-parse", daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn, self.broken = parent, False
+        log.info("ingest: parsing in child process %d", self.proc.pid)
+
+    def subscribe(self, request) -> ProcessSource:
+        self.ensure_started()
+        try:
+            return ProcessSource(self, request)
+        except OSError:  # it died since (its pipe is closed): one more, new child
+            self.broken = True
+            self.ensure_started()
+            return ProcessSource(self, request)
+
+    def stop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.send(("quit",))
+            except (OSError, ValueError):
+                pass
+            self.conn.close()
+            self.conn = None
+        if self.proc is not None:
+            self.proc.join(timeout=5)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(timeout=5)
+            self.proc = None
+
+
+class ProcessSource:
+    """One subscription run by the :class:`ParseProcess`; async-iterates batches of items.
+
+    The pipe is read by the event loop (``add_reader``), not by a thread. When
+    ``max_buffered`` batches wait unread, reading pauses: the child then blocks on its
+    write, stops reading the gRPC stream, and gRPC flow control slows the server — memory
+    stays bounded and nothing is dropped.
+    """
+
+    def __init__(self, owner: ParseProcess, request, max_buffered: int = 64) -> None:
+        self.owner, self.conn = owner, owner.conn
+        self.batches: collections.deque = collections.deque()
+        self.max_buffered = max_buffered
+        self.waiter: asyncio.Future | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.reading = False
+        self.done: tuple | None = None  # ("end", error, retryable) once the stream ended
+        self.closed = False
+        self.conn.send(("subscribe", request.SerializeToString()))
+
+    def __aiter__(self) -> ProcessSource:
+        return self
+
+    def _start_reading(self) -> None:
+        if not self.reading and self.done is None:
+            self.loop.add_reader(self.conn.fileno(), self._on_readable)
+            self.reading = True
+
+    def _stop_reading(self) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.conn.fileno())
+            self.reading = False
+
+    def _on_readable(self) -> None:
+        try:
+            msg = pickle.loads(self.conn.recv_bytes())
+        except (EOFError, OSError) as e:
+            self.owner.broken = True
+            msg = ("end", f"the parse process died ({type(e).__name__}); restarting it", True)
+        if msg[0] == "batch":
+            self.batches.append(msg[1])
+            if len(self.batches) >= self.max_buffered:
+                self._stop_reading()  # back-pressure: the child blocks, gRPC slows the server
+        else:
+            self.done = msg
+            self._stop_reading()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def __anext__(self) -> list[tuple]:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            self._start_reading()
+        while not self.batches:
+            if self.done is not None:
+                _end, error, retryable = self.done
+                if error is not None and not self.closed:
+                    raise GeyserError(error, retryable=retryable)
+                raise StopAsyncIteration
+            self.waiter = self.loop.create_future()
+            await self.waiter
+        batch = self.batches.popleft()
+        if not self.reading and len(self.batches) < self.max_buffered // 4:
+            self._start_reading()
+        return batch
+
+    def buffered(self) -> int:
+        """Batches received and not yet taken (0: the consumer has caught up)."""
+        return len(self.batches)
+
+    async def close(self) -> None:
+        """End the stream: the child stops it and says so; read until then (or give up
+        on a child that does not answer: it is then killed and started anew next time)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.done is None:
+            try:
+                self.conn.send(("close",))
+            except (OSError, ValueError):
+                self.owner.broken = True
+                self.done = ("end", None, False)
+            if self.loop is None:
+                self.loop = asyncio.get_running_loop()
+            self._start_reading()
+            deadline = time.monotonic() + 5.0
+            while self.done is None and time.monotonic() < deadline:
+                self.batches.clear()
+                self.waiter = self.loop.create_future()
+                try:
+                    await asyncio.wait_for(self.waiter, max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+            if self.done is None:
+                log.warning("ingest: the parse process did not end its stream; restarting it")
+                self._stop_reading()
+                self.owner.stop()
+        self.batches.clear()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+# -- the child process ---------------------------------------------------------------------
+
+def child_main(conn, endpoint: str, x_token: str | None) -> None:
+    """Entry point of the parse process (spawned): serve subscriptions until told to quit."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it says quit
+    asyncio.run(_child(conn, endpoint, x_token))
+
+
+async def _child(conn, endpoint: str, x_token: str | None) -> None:
+    from pocketwatcher.proto import geyser_pb2 as pb
+
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue = asyncio.Queue()
+
+    def on_command() -> None:
+        try:
+            commands.put_nowait(conn.recv())
+        except (EOFError, OSError):  # the runner is gone
+            loop.remove_reader(conn.fileno())
+            commands.put_nowait(("quit",))
+
+    loop.add_reader(conn.fileno(), on_command)
+    client = GeyserClient(endpoint, x_token)
+    send = conn.send_bytes
+    try:
+        while True:
+            cmd = await commands.get()
+            if cmd[0] == "quit":
+                return
+            if cmd[0] != "subscribe":
+                continue  # a close for a stream that already ended
+            sub = client.subscribe(pb.SubscribeRequest.FromString(cmd[1]))
+            end: tuple = ("end", None, False)
+
+            async def pump(sub=sub) -> None:
+                batch: list = []
+                async for upd in sub:
+                    batch.append(upd)
+                    # natural batching: send what has arrived once the stream is drained
+                    if sub.buffered() == 0 or len(batch) >= _MAX_BATCH:
+                        send(pickle.dumps(("batch", to_items(batch, time.time())), 5))
+                        batch = []
+                        await asyncio.sleep(0)  # a stream that never pauses must not starve commands
+                if batch:
+                    send(pickle.dumps(("batch", to_items(batch, time.time())), 5))
+
+            pumping = asyncio.create_task(pump())
+            quit_after = False
+            while not pumping.done():
+                getter = asyncio.create_task(commands.get())
+                await asyncio.wait({pumping, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    c = getter.result()
+                    if c[0] in ("close", "quit"):
+                        quit_after = c[0] == "quit"
+                        await sub.close()
+                else:
+                    getter.cancel()
+            try:
+                pumping.result()
+            except GeyserError as e:
+                end = ("end", str(e), e.retryable)
+            except Exception as e:  # noqa: BLE001 - reported to the runner, which reconnects
+                end = ("end", f"the parse process failed: {type(e).__name__}: {e}", True)
+            send(pickle.dumps(end, 5))
+            if quit_after:
+                return
+    finally:
+        await client.close()
