@@ -10,6 +10,8 @@ database on 127.0.0.1:5432). Two layouts:
 - two processes: ingest alone in a child process (``--no-detect``), detect in this one.
 
 The replay server runs in a process of its own (as a remote provider would).
+``--parse process|inline`` says where ingest parses (a child process, the default with
+two or more cores, or the runner's own process), so both can be compared back to back.
 
 Figures: sustained transactions per second (transactions the replay streamed to the
 runner — the capture's successful ones; the subscription excludes failed ones — ÷ time
