@@ -277,7 +277,7 @@ def test_stop_after_idle_does_not_count_start_up_or_a_redis_outage_as_quiet(pg_u
                                                                             expected, monkeypatch):
     """--stop-after-idle means "the open stream has been quiet": a slow start (before the
     subscription delivers anything) and a publish retrying through a Redis outage are
-    waiting, not the end of the data. Both last longer than the idle limit here; the run
+    waiting, not the end of the data. Both last longer (3 s) than the idle limit (2 s); the run
     must still end with everything."""
     import redis.exceptions
 
@@ -304,7 +304,7 @@ def test_stop_after_idle_does_not_count_start_up_or_a_redis_outage_as_quiet(pg_u
     monkeypatch.setattr(Ingest, "resume_slot", slow_resume)
     monkeypatch.setattr(SwapStreams, "publish", flaky_publish)
     srv = replay_server()
-    runner = _in_process(pg_url, redis_prefix, srv, stop_after_idle=1.0)
+    runner = _in_process(pg_url, redis_prefix, srv, stop_after_idle=2.0)
     assert asyncio.run(runner.run()) == 0
     assert state["outage_until"] is not None and runner.metrics.value("redis_errors") > 0
     swaps, alerts = asyncio.run(db_state(pg_url))
