@@ -205,12 +205,11 @@ class Ingest:
     def _handle(self, items: list[tuple]) -> None:
         """Take a batch of parsed updates (see runner.source) in stream order."""
         buffer, meta_slots = self.buffer, self.meta_slots
+        txs = 0
         for item in items:
             if item[0] == "tx":
                 _kind, slot, parsed, received_at = item
-                self.last_tx_at = time.monotonic()
-                self.received_tx += 1
-                self.metrics.inc("ingest_transactions")
+                txs += 1
                 if slot > self.max_seen_slot:
                     self.max_seen_slot = slot
                 if self.handed_slot is not None and slot <= self.handed_slot and slot not in meta_slots:
@@ -228,6 +227,10 @@ class Ingest:
                 if block_time:
                     self.metrics.set("ingest_lag_seconds", max(0.0, time.time() - block_time))
                 self.flush_due = True
+        if txs:  # once per batch, not per transaction
+            self.last_tx_at = time.monotonic()
+            self.received_tx += txs
+            self.metrics.inc("ingest_transactions", txs)
 
     async def flush(self, idle: bool = False) -> None:
         """Hand on buffered slots in order.

@@ -58,7 +58,7 @@ def to_items(received) -> list[tuple]:
             append(("tx", upd.transaction.slot, parsed, received_at))
         elif which == "block_meta":
             bm = upd.block_meta
-            append(("meta", bm.slot, bm.block_time.timestamp if bm.HasField("block_time") else 0))
+            append(("meta", bm.slot, bm.block_time.timestamp))  # 0 when the block has no time
     return out
 
 
