@@ -1,6 +1,6 @@
 """Replay server throughput: transaction updates per second delivered to one client.
 
-    python bench/replay.py [--updates 120000] [--rounds 3] [--capture PATH] [--public-api-only]
+    python bench/replay.py [--updates 120000] [--rounds 3] [--capture PATH]
 
 The server runs in its own process (as ``pocketwatcher replay`` does), at speed max,
 and one client subscribes with a transactions filter that matches everything, once
@@ -70,11 +70,11 @@ def synthetic_capture(path: Path, n: int, seed: int = 7) -> None:
             w.write(u.SerializeToString())
 
 
-def _serve(capture: str, fast_path: bool, port_q, stop_ev) -> None:
+def _serve(capture: str, port_q, stop_ev) -> None:
     from pocketwatcher.geyser.server import ReplayServer
 
-    srv = ReplayServer(capture, speed=None, end_of_stream="close", fast_path=fast_path)
-    port_q.put((srv.start(), len(srv.index.records), srv.fast_path))
+    srv = ReplayServer(capture, speed=None, end_of_stream="close")
+    port_q.put((srv.start(), len(srv.index.records)))
     cpu0 = time.process_time()  # after loading: the serving cost only
     stop_ev.wait()
     port_q.put(time.process_time() - cpu0)
@@ -113,8 +113,6 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=120_000)
     ap.add_argument("--rounds", type=int, default=3, help="subscriptions in a row; best and median reported")
     ap.add_argument("--capture", type=Path, help="replay this capture instead of a synthetic one")
-    ap.add_argument("--public-api-only", action="store_true",
-                    help="server without the grpcio shims (reader thread, unflagged writes)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         capture = args.capture
@@ -125,10 +123,10 @@ def main() -> None:
             print(f"generated {args.updates} updates in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         ctx = mp.get_context("spawn")
         port_q, stop_ev = ctx.Queue(), ctx.Event()
-        proc = ctx.Process(target=_serve, args=(str(capture), not args.public_api_only, port_q, stop_ev))
+        proc = ctx.Process(target=_serve, args=(str(capture), port_q, stop_ev))
         proc.start()
         try:
-            port, records, hinted = port_q.get(timeout=300)
+            port, records = port_q.get(timeout=300)
             request = pb.SubscribeRequest()
             request.transactions["all"].SetInParent()
             rounds = []
@@ -144,7 +142,7 @@ def main() -> None:
     n, elapsed = max(rounds, key=lambda r: r[0] / r[1])
     print(json.dumps({"bench": "replay", "updates": n, "updates_per_s": round(n / elapsed),
                       "updates_per_s_median": round(statistics.median(rates)), "seconds": round(elapsed, 3),
-                      "rounds": args.rounds, "records": records, "fast_path": hinted,
+                      "rounds": args.rounds, "records": records,
                       "server_cpu_s_per_round": round(server_cpu, 2),
                       "client_cpu_s_per_round": round(client_cpu, 2), "cpus": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}))

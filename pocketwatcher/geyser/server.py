@@ -6,36 +6,43 @@ start (or ``from_slot``) at the recorded pace times ``speed``, or as fast as the
 reads (``speed=None``). When the capture runs out the stream stays open and keeps
 pinging, like a live provider with no new data (``end_of_stream="close"`` ends it).
 
-Sync grpcio, a pool thread per stream. Measured on a 2-core box with a trivial
-handler: sync ~14k msgs/s on one stream, ``grpc.aio`` ~10-12k (one awaited write per
-message either way). Only sync lets us use gRPC's write buffer hint and read requests
-without a second thread (``grpc_shims``), which takes a real replay to ~25k
-transaction updates/s (``bench/replay.py``). Records go out as their original bytes
+Served with grpclib (gRPC over h2 on asyncio) on an event loop in a background thread.
+Why not grpcio's server: its sync server waits for each streamed message's write to
+complete through its completion-queue thread (two thread hand-offs per message), which
+capped one stream at ~13k updates/s on a 2-core box even with private write-flag tricks;
+``grpc.aio`` did ~10-12k. grpclib sends a message with plain buffered writes under
+HTTP/2 flow control: ~65k/s to one grpcio client on the same box (``bench/replay.py``).
+Clients are unaffected: they still use grpcio. Records go out as their original bytes
 with only ``filters`` prepended (``wire``); the stream logic lives in ``session``.
 
 Status codes follow Yellowstone: UNAUTHENTICATED for a missing/wrong x-token,
 INVALID_ARGUMENT "failed to create filter: ..." for a bad request (the stream ends),
-INTERNAL "broadcast from N is not available" for a ``from_slot`` before the capture.
+INTERNAL "broadcast from N is not available" for a ``from_slot`` before the capture;
+RESOURCE_EXHAUSTED past ``max_streams``; UNAVAILABLE to open streams when stopping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from concurrent import futures
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
-import grpc
+from grpclib import GRPCError, Status
+from grpclib.const import Cardinality, Handler
+from grpclib.encoding.base import CodecBase
+from grpclib.server import Server, Stream
 
 from .. import __version__
 from ..proto import geyser_pb2 as pb
 from .filters import FilterLimits
-from .grpc_shims import install_buffer_hint
 from .index import CaptureIndex
 from .session import Session
 
@@ -58,20 +65,57 @@ def parse_speed(value: str | float | None) -> float | None:
     return speed
 
 
+class _Codec(CodecBase):
+    """Protobuf on the wire; replies may also be bytes already serialized (capture records)."""
+
+    __content_subtype__ = "proto"
+
+    def encode(self, message, message_type) -> bytes:
+        return message if isinstance(message, bytes) else message.SerializeToString()
+
+    def decode(self, data: bytes, message_type):
+        return message_type.FromString(data)
+
+
+class _Server(Server):
+    """grpclib's server, remembering its connections so ``stop`` can close them.
+
+    grpclib's ``close()`` cancels running handlers but leaves accepted connections open
+    until the peer hangs up; a stopped replay server must look like a provider that went
+    away, so the connections are closed too. (Hooks grpclib's protocol factory; when that
+    is gone, connections close when the event loop does.)
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.protocols: weakref.WeakSet = weakref.WeakSet()
+
+    def _protocol_factory(self):  # noqa: D401 (grpclib's hook)
+        protocol = super()._protocol_factory()
+        self.protocols.add(protocol)
+        return protocol
+
+    def drop_connections(self) -> None:
+        for protocol in list(self.protocols):
+            processor = getattr(protocol, "processor", None)
+            if processor is not None:
+                processor.close("replay server stopped")
+
+
 class ReplayServer:
     """A Yellowstone gRPC endpoint backed by a capture file; see the module docstring.
 
     The capture is indexed here, once (errors name the file). ``speed``: None = as fast
     as each client reads, 1 = recorded pace, 10 = ten times faster. ``port=0`` binds any
     free port (``.port`` after ``start()``). ``limits`` caps filters per request like a
-    provider's config; ``max_streams`` caps concurrent calls (more get RESOURCE_EXHAUSTED
-    rather than queueing). ``fast_path=False`` keeps to grpcio's public API (slower).
+    provider's config; ``max_streams`` caps concurrent ``Subscribe`` calls (more get
+    RESOURCE_EXHAUSTED rather than queueing).
     """
 
     def __init__(self, capture: str | Path, *, host: str = "127.0.0.1", port: int = 0,
                  speed: float | None = None, x_token: str | None = None, ping_interval: float = 10.0,
                  end_of_stream: str = "idle", limits: FilterLimits = FilterLimits(),
-                 max_streams: int = 64, fast_path: bool = True) -> None:
+                 max_streams: int = 64) -> None:
         if end_of_stream not in ("idle", "close"):
             raise ValueError(f"end_of_stream={end_of_stream!r}: expected 'idle' or 'close'")
         if speed is not None and not speed > 0:
@@ -82,42 +126,103 @@ class ReplayServer:
         self.host, self.port = host, port
         self.speed, self.ping_interval, self.end_of_stream = speed, ping_interval, end_of_stream
         self.limits, self.max_streams = limits, max_streams
-        self.fast_path = fast_path and install_buffer_hint()  # see grpc_shims
+        self.stopping = False
         self._token = x_token.encode() if x_token else None
-        self._server: grpc.Server | None = None
+        self._sessions: set[Session] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: _Server | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> int:
-        """Bind and serve in background threads; returns the bound port (also ``.port``)."""
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=self.max_streams + 4, thread_name_prefix="replay"),
-            maximum_concurrent_rpcs=self.max_streams,
-            options=[("grpc.so_reuseport", 0)],
-        )
-        server.add_generic_rpc_handlers((self._handlers(),))
+    def _listen(self) -> socket.socket:
         try:
-            port = server.add_insecure_port(f"{self.host}:{self.port}")
-        except RuntimeError as e:
-            raise OSError(f"replay: cannot listen on {self.host}:{self.port} ({e}); "
+            family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
+            return socket.create_server((self.host, self.port), family=family, backlog=128)
+        except OSError as e:
+            raise OSError(f"replay: cannot listen on {self.host}:{self.port} ({e.strerror or e}); "
                           "pick another --port or stop what is using it") from None
-        if not port:
-            raise OSError(f"replay: cannot listen on {self.host}:{self.port}; pick another --port")
-        server.start()
-        self._server, self.port = server, port
+
+    def start(self) -> int:
+        """Bind and serve on a background thread's event loop; returns the bound port (also ``.port``)."""
+        if self._thread is not None:
+            return self.port
+        sock = self._listen()
+        self.port = sock.getsockname()[1]
+        loop = asyncio.new_event_loop()
+        ready: dict = {}
+        started = threading.Event()
+
+        async def begin() -> None:
+            server = _Server(list(self._handlers()), codec=_Codec())
+            await server.start(sock=sock)
+            self._server = server
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(begin())
+            except BaseException as e:  # noqa: BLE001 - reported to start()'s caller
+                ready["error"] = e
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+
+        self.stopping = False
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="replay-server", daemon=True)
+        self._thread.start()
+        started.wait()
+        if "error" in ready:
+            self._thread.join()
+            self._thread = self._loop = None
+            loop.close()
+            sock.close()
+            raise OSError(f"replay: cannot serve on {self.host}:{self.port}: {ready['error']}")
         idx = self.index
         log.info("replaying %s: %d records (%d transactions), slots %s..%s, on %s:%d%s",
                  idx.path, len(idx.records), idx.tx_count, idx.first_slot, idx.last_slot,
-                 self.host, port, " (x-token required)" if self._token else "")
-        return port
+                 self.host, self.port, " (x-token required)" if self._token else "")
+        return self.port
 
     def stop(self, grace: float | None = 1.0) -> None:
-        if self._server is not None:
-            self._server.stop(grace).wait()
-            self._server = None
+        """Stop listening, end open streams with UNAVAILABLE (they get ``grace`` seconds to
+        flush), then close every connection and the event loop."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            self.stopping = True
+            for s in list(self._sessions):
+                s.wake.set()
+            server = self._server
+            if server is None:
+                return
+            if self._sessions and grace:
+                deadline = loop.time() + grace
+                while self._sessions and loop.time() < deadline:
+                    await asyncio.sleep(0.01)
+            server.close()
+            try:
+                await asyncio.wait_for(server.wait_closed(), max(grace or 0, 0.5))
+            except TimeoutError:
+                log.warning("replay: some streams did not end within %.1f s of stop", max(grace or 0, 0.5))
+            server.drop_connections()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=(grace or 0) + 5)
+        except Exception as e:  # noqa: BLE001 - stopping goes on regardless
+            log.warning("replay: unclean stop (%s)", e)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        if not thread.is_alive():
+            loop.close()
+        self._server = self._loop = self._thread = None
 
     def __enter__(self) -> ReplayServer:
-        if self._server is None:
+        if self._thread is None:
             self.start()
         return self
 
@@ -130,62 +235,71 @@ class ReplayServer:
 
     # ---- handlers ------------------------------------------------------------------------
 
-    def _auth(self, context) -> None:
+    def _auth(self, stream: Stream) -> None:
         if self._token is None:
             return
-        got = next((v for k, v in context.invocation_metadata() if k == "x-token"), None)
+        got = stream.metadata.get("x-token") if stream.metadata is not None else None
         if got is None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "No valid auth token: x-token metadata is missing")
+            raise GRPCError(Status.UNAUTHENTICATED, "No valid auth token: x-token metadata is missing")
         if not hmac.compare_digest(got.encode() if isinstance(got, str) else got, self._token):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "No valid auth token: x-token does not match")
+            raise GRPCError(Status.UNAUTHENTICATED, "No valid auth token: x-token does not match")
 
-    def _subscribe(self, requests, context) -> Iterator[bytes]:
-        self._auth(context)
-        context.send_initial_metadata(())  # clients (tonic, yellowstone-grpc-client) wait for headers
-        return Session(self, requests, context).run()
+    async def _subscribe(self, stream: Stream) -> None:
+        self._auth(stream)
+        if len(self._sessions) >= self.max_streams:
+            raise GRPCError(Status.RESOURCE_EXHAUSTED,
+                            f"too many concurrent streams (this replay server allows {self.max_streams})")
+        if self.stopping:
+            raise GRPCError(Status.UNAVAILABLE, "replay server is shutting down")
+        await stream.send_initial_metadata()  # clients (tonic, yellowstone-grpc-client) wait for headers
+        session = Session(self, stream)
+        self._sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
 
-    def _commitment(self, req, context) -> int:
+    def _commitment(self, req) -> int:
         c = req.commitment if req.HasField("commitment") else 0
         if c not in (0, 1, 2):
-            context.abort(grpc.StatusCode.UNKNOWN, f"failed to create CommitmentLevel from {c}")
+            raise GRPCError(Status.UNKNOWN, f"failed to create CommitmentLevel from {c}")
         return c
 
-    def _block(self, req, context) -> tuple[int, str, int]:
-        block = self.index.latest_block(self._commitment(req, context))
+    def _block(self, req) -> tuple[int, str, int]:
+        block = self.index.latest_block(self._commitment(req))
         if block is None:
-            context.abort(grpc.StatusCode.INTERNAL, "block is not available yet (the capture has no block_meta)")
+            raise GRPCError(Status.INTERNAL, "block is not available yet (the capture has no block_meta)")
         return block
 
     def _unary(self) -> dict[str, tuple[Callable, type, type]]:
         idx = self.index
 
-        def ping(req, ctx):
+        def ping(req):
             return pb.PongResponse(count=req.count)
 
-        def get_slot(req, ctx):
-            c = self._commitment(req, ctx)
-            return pb.GetSlotResponse(slot=idx.status_slot.get(c, idx.last_slot))
+        def get_slot(req):
+            return pb.GetSlotResponse(slot=idx.status_slot.get(self._commitment(req), idx.last_slot))
 
-        def get_block_height(req, ctx):
-            return pb.GetBlockHeightResponse(block_height=self._block(req, ctx)[2])
+        def get_block_height(req):
+            return pb.GetBlockHeightResponse(block_height=self._block(req)[2])
 
-        def get_latest_blockhash(req, ctx):
-            slot, blockhash, height = self._block(req, ctx)
+        def get_latest_blockhash(req):
+            slot, blockhash, height = self._block(req)
             return pb.GetLatestBlockhashResponse(slot=slot, blockhash=blockhash,
                                                  last_valid_block_height=height + MAX_RECENT_BLOCKHASHES)
 
-        def is_blockhash_valid(req, ctx):
-            c = self._commitment(req, ctx)
+        def is_blockhash_valid(req):
+            c = self._commitment(req)
             return pb.IsBlockhashValidResponse(slot=idx.status_slot.get(c, idx.last_slot),
                                                valid=req.blockhash in idx.blockhashes)
 
-        def get_version(req, ctx):
+        def get_version(req):
             info = {"version": {"package": "pocketwatcher-replay", "version": __version__},
                     "extra": {"capture": idx.path.name, "records": len(idx.records),
                               "first_slot": idx.first_slot, "last_slot": idx.last_slot}}
             return pb.GetVersionResponse(version=json.dumps(info))
 
-        def replay_info(req, ctx):
+        def replay_info(req):
             return pb.SubscribeReplayInfoResponse(first_available=idx.first_slot or 0)
 
         return {
@@ -199,23 +313,27 @@ class ReplayServer:
             "SubscribeReplayInfo": (replay_info, pb.SubscribeReplayInfoRequest, pb.SubscribeReplayInfoResponse),
         }
 
-    def _handlers(self) -> grpc.GenericRpcHandler:
-        def guarded(fn):
-            def call(req, ctx):
-                self._auth(ctx)
-                return fn(req, ctx)
+    def _handlers(self):
+        """One grpclib service object: ``__mapping__`` names every method of geyser.Geyser."""
+        replay = self
+
+        def unary(fn):
+            async def call(stream: Stream) -> None:
+                replay._auth(stream)
+                req = await stream.recv_message()
+                await stream.send_message(fn(req))
             return call
 
-        methods = {
-            "Subscribe": grpc.stream_stream_rpc_method_handler(
-                self._subscribe, request_deserializer=pb.SubscribeRequest.FromString,
-                response_serializer=bytes),  # records are already serialized
-        }
+        mapping = {f"/{SERVICE}/Subscribe": Handler(self._subscribe, Cardinality.STREAM_STREAM,
+                                                    pb.SubscribeRequest, pb.SubscribeUpdate)}
         for name, (fn, req_t, resp_t) in self._unary().items():
-            methods[name] = grpc.unary_unary_rpc_method_handler(
-                guarded(fn), request_deserializer=req_t.FromString,
-                response_serializer=resp_t.SerializeToString)
-        return grpc.method_handlers_generic_handler(SERVICE, methods)
+            mapping[f"/{SERVICE}/{name}"] = Handler(unary(fn), Cardinality.UNARY_UNARY, req_t, resp_t)
+
+        class Geyser:
+            def __mapping__(self):
+                return mapping
+
+        return [Geyser()]
 
 
 def serve_forever(capture: str | Path, *, host: str = "127.0.0.1", port: int = 10000,

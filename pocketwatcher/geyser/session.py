@@ -1,33 +1,35 @@
 """One replay ``Subscribe`` stream: requests in, the capture out at the configured pace.
 
-Requests (filters, pings) are taken between batches of updates, either polled without
-a thread (see ``grpc_shims``) or from a reader thread blocked on the request iterator
-(public API only). A ping is answered with a pong and changes nothing; any other
+A reader task takes requests (filters, pings) as they arrive while the stream's own
+task sends updates. A ping is answered with a pong and changes nothing; any other
 request replaces the whole filter set and keeps the position, unless it carries
 ``from_slot`` (rewind/skip there) or a new commitment (continue from the current slot
 in that commitment's order), as on Yellowstone.
 
 Pace: record ``i`` is due ``(t_i - t_start) / speed`` after the subscription started
 (``t`` = the record's ``created_at``); ``speed=None`` sends as fast as the client reads,
-which grpc's flow control turns into backpressure. Server pings go out every
-``ping_interval`` (the first at once, like Yellowstone's interval timer), during data too.
+which HTTP/2 flow control turns into backpressure (``send_message`` waits for the
+client's window). Server pings go out every ``ping_interval`` (the first at once, like
+Yellowstone's interval timer), during data too.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections import deque
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import grpc
+from google.protobuf.message import DecodeError
+from grpclib import GRPCError, Status
+from grpclib.exceptions import StreamTerminatedError
 
 from ..proto import geyser_pb2 as pb
 from .filters import Filter, FilterError, compile_request
-from .grpc_shims import RequestPoller, hint_setter
 
 if TYPE_CHECKING:
+    from grpclib.server import Stream
+
     from .server import ReplayServer
 
 _EMPTY = Filter([], [], [], 0)
@@ -41,15 +43,15 @@ def _now_update(**fields) -> bytes:
 
 
 class Session:
-    """One ``Subscribe`` stream; ``run()`` is the response iterator grpc pulls from."""
+    """One ``Subscribe`` stream; ``await run()`` serves it until it ends or is cancelled."""
 
-    def __init__(self, server: ReplayServer, requests: Iterator, context) -> None:
-        self.srv, self.ctx = server, context
+    def __init__(self, server: ReplayServer, stream: Stream) -> None:
+        self.srv, self.stream = server, stream
         self.index = server.index
         self.ctl: deque = deque()
-        self.wake = threading.Event()
+        self.wake = asyncio.Event()
         self.done = False
-        self.error: tuple[grpc.StatusCode, str] | None = None
+        self.error: tuple[Status, str] | None = None
         self.flt: Filter = _EMPTY
         self.started = False
         self.order = self.index.order(0)
@@ -57,19 +59,8 @@ class Session:
         self.t0 = self.r0 = 0.0
         self.deadline = 0.0
         self.next_ping = time.monotonic()  # Yellowstone's ping interval ticks at once
-        fast = server.fast_path
-        self.set_hint = hint_setter(context) if fast else None
-        self.poller = RequestPoller(requests) if fast and RequestPoller.usable(requests) else None
-        context.add_callback(self._gone)
-        if self.poller is None:
-            threading.Thread(target=self._read, args=(requests,), daemon=True,
-                             name="replay-requests").start()
 
-    def _gone(self) -> None:
-        self.done = True
-        self.wake.set()
-
-    def _take(self, req) -> bool:
+    def _take(self, req: pb.SubscribeRequest) -> bool:
         """Pings get a pong and leave the filter alone; any other request replaces it."""
         if req.HasField("ping"):
             self.ctl.append(("pong", req.ping.id))
@@ -77,48 +68,40 @@ class Session:
         try:
             flt = compile_request(req, self.srv.limits)
         except FilterError as e:
-            self.ctl.append(("error", grpc.StatusCode.INVALID_ARGUMENT, f"failed to create filter: {e}"))
+            self.ctl.append(("error", Status.INVALID_ARGUMENT, f"failed to create filter: {e}"))
             return False
         self.ctl.append(("filter", flt, req.from_slot if req.HasField("from_slot") else None))
         return True
 
-    def _read(self, requests: Iterator) -> None:
-        """The public-API reader: a thread blocked on the request iterator."""
+    async def _read(self) -> None:
+        """Requests as they come; a half-closed request stream is normal (the client only
+        listens now): the replay goes on."""
         try:
-            for req in requests:
+            while (req := await self.stream.recv_message()) is not None:
                 ok = self._take(req)
                 self.wake.set()
                 if not ok:
                     return
-        except Exception:  # the call ended under us: cancelled, deadline, server stop
-            self._gone()
-        # A half-closed request stream is normal (the client only listens now): keep serving.
+        except DecodeError as e:
+            self.ctl.append(("error", Status.INVALID_ARGUMENT, f"failed to decode SubscribeRequest: {e}"))
+            self.wake.set()
+        except (StreamTerminatedError, ConnectionError):  # the client went away
+            self.done = True
+            self.wake.set()
 
-    def _poll(self) -> None:
-        try:
-            while (req := self.poller.poll()) is not None:
-                if not self._take(req):
-                    self.poller = None
-                    return
-        except StopIteration:
-            self.poller = None  # half-closed: nothing more to read, keep serving
-        except Exception:
-            self.poller = None
-            self._gone()
-
-    def _wait(self) -> None:
+    async def _wait(self) -> None:
         timeout = self.deadline - time.monotonic()
-        if timeout > 0:
-            if self.poller is not None:
-                self.poller.wait(timeout)
-            else:
-                self.wake.wait(timeout)
+        if timeout > 0 and not self.wake.is_set():
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except TimeoutError:
+                pass
         self.wake.clear()
 
     def _apply(self, flt: Filter, from_slot: int | None) -> None:
         idx = self.index
         if from_slot is not None and idx.first_slot is not None and from_slot < idx.first_slot:
-            self.error = (grpc.StatusCode.INTERNAL,
+            self.error = (Status.INTERNAL,
                           f"broadcast from {from_slot} is not available, last available: {idx.first_slot}")
             self.done = True
             return
@@ -137,8 +120,6 @@ class Session:
 
     def _step(self) -> list[bytes]:
         """Updates that may go out now, up to ``BATCH``; empty: wait until ``deadline``."""
-        if self.poller is not None:
-            self._poll()
         ctl = self.ctl
         while ctl:
             item = ctl.popleft()
@@ -150,6 +131,9 @@ class Session:
                 self.error, self.done = (item[1], item[2]), True
             if self.done:
                 return []
+        if self.srv.stopping:
+            self.error, self.done = (Status.UNAVAILABLE, "replay server is shutting down"), True
+            return []
         now = time.monotonic()
         if now >= self.next_ping:
             self.next_ping = now + self.srv.ping_interval
@@ -178,29 +162,23 @@ class Session:
         self.i = i
         return out
 
-    def run(self) -> Iterator[bytes]:
-        """Yield updates; a write is flagged "more follows" only when the next one is ready."""
-        set_hint = self.set_hint or (lambda on: None)
-        pending = None
+    async def run(self) -> None:
+        """Send updates until the stream ends; an error ends it with its status."""
+        reader = asyncio.create_task(self._read())
+        send = self.stream.send_message
         try:
             while True:
                 batch = self._step()
                 if batch:
-                    set_hint(True)
-                    if pending is not None:
-                        yield pending
-                    pending = batch.pop()
-                    yield from batch
-                    continue
-                if pending is not None:
-                    set_hint(False)
-                    yield pending
-                    pending = None
+                    for data in batch:
+                        await send(data)
+                    await asyncio.sleep(0)  # let the reader take requests between batches
                     continue
                 if self.done:
                     break
-                self._wait()
+                await self._wait()
         finally:
             self.done = True
+            reader.cancel()
         if self.error is not None:
-            self.ctx.abort(*self.error)
+            raise GRPCError(*self.error)

@@ -34,9 +34,9 @@ def capture(tmp_path_factory):
     return standard_capture(tmp_path_factory)
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["fast-path", "public-api"])
-def server(request, capture):
-    with ReplayServer(capture, end_of_stream="close", ping_interval=60, fast_path=request.param,
+@pytest.fixture(scope="module")
+def server(capture):
+    with ReplayServer(capture, end_of_stream="close", ping_interval=60,
                       limits=FilterLimits(account_include_max=3)) as srv:
         yield srv
 

@@ -39,9 +39,9 @@ def paced_capture(tmp_path_factory):
     return write_capture(tmp_path_factory.mktemp("paced") / "paced.pwcap", ups)
 
 
-@pytest.fixture(params=[True, False], ids=["fast-path", "public-api"])
-def idle_server(request, capture):
-    with ReplayServer(capture, ping_interval=0.2, fast_path=request.param) as srv:
+@pytest.fixture
+def idle_server(capture):
+    with ReplayServer(capture, ping_interval=0.2) as srv:
         yield srv
 
 
