@@ -220,3 +220,53 @@ def test_serve_forever_stops_cleanly_on_sigterm_and_sigint(capture):
             stream.close()
         finally:
             proc.kill()
+
+
+def test_stop_ends_open_streams_with_unavailable_and_frees_the_port(capture):
+    """A stopped replay server looks like a provider that went away: open streams end with
+    a retryable status (not a hang), and a new server can take the same port at once."""
+    srv = ReplayServer(capture, ping_interval=60)  # idle at the end: the stream would stay open
+    srv.start()
+    port = srv.port
+    stream = Stream(port).send(txreq("all"))
+    assert tx_ids(stream.data(6)) == [1, 2, 3, 4, 5, 6]
+    srv.stop(0.5)
+    assert stream.until_end(timeout=5) == []
+    assert stream.error.code() == grpc.StatusCode.UNAVAILABLE
+    stream.close()
+    with ReplayServer(capture, port=port, end_of_stream="close") as again:
+        s2 = Stream(again.port).send(txreq("all"))
+        assert tx_ids(s2.until_end()) == [1, 2, 3, 4, 5, 6]
+        s2.close()
+
+
+def test_streams_past_max_streams_are_refused_with_resource_exhausted(capture):
+    with ReplayServer(capture, max_streams=2, ping_interval=60) as srv:
+        open_ = [Stream(srv.port).send(txreq("all")) for _ in range(2)]
+        for s in open_:
+            s.data(6)
+        third = Stream(srv.port).send(txreq("all"))
+        assert third.until_end() == []
+        assert third.error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        third.close()
+        open_[0].close()
+        deadline = time.monotonic() + 3
+        while True:  # the freed slot is usable once the server saw the cancel
+            fourth = Stream(srv.port).send(txreq("all"))
+            first = fourth.next()
+            if fourth.error is None or time.monotonic() > deadline:
+                break
+            fourth.close()
+        assert first is not None and fourth.error is None
+        assert tx_ids(fourth.data(6)) == [1, 2, 3, 4, 5, 6]
+        for s in (fourth, open_[1]):
+            s.close()
+
+
+def test_a_garbled_request_ends_the_stream_with_invalid_argument(capture):
+    with ReplayServer(capture, ping_interval=60) as srv, grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+        call = ch.stream_stream("/geyser.Geyser/Subscribe", request_serializer=None,
+                                response_deserializer=pb.SubscribeUpdate.FromString)
+        with pytest.raises(grpc.RpcError) as e:
+            list(call(iter([b"\xff\xff\xff"])))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
