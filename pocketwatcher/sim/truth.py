@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,16 @@ _sig = Signature.from_bytes
 
 def sig_b58(sig: bytes) -> str:
     return str(_sig(sig))
+
+
+def _sigs(sigs) -> list[str]:
+    """``sig_b58`` of each, without a Python frame per signature (tables have ~100k of them)."""
+    return list(map(str, map(_sig, sigs)))
+
+
+_b58 = attrgetter("b58")
+_wallet_b58 = attrgetter("acct.b58")
+_actor_id = attrgetter("actor.id")
 
 
 TRADE_COLUMNS = ("signature", "ix", "slot", "tx_index", "block_time", "mint", "trader", "actor_id", "side",
@@ -72,8 +83,8 @@ class Truth:
             return {k: [] for k in TRADE_COLUMNS}
         sig, ix, slot, index, bt, mint, w, side, tok, quote, prog = zip(*self.trade_rows, strict=True)
         return dict(zip(TRADE_COLUMNS, (
-            [sig_b58(s) for s in sig], list(ix), list(slot), list(index), list(bt), [a.b58 for a in mint],
-            [x.acct.b58 for x in w], [x.actor.id for x in w], list(side), list(tok), list(quote), list(prog),
+            _sigs(sig), list(ix), list(slot), list(index), list(bt), list(map(_b58, mint)),
+            list(map(_wallet_b58, w)), list(map(_actor_id, w)), list(side), list(tok), list(quote), list(prog),
         ), strict=True))
 
     def fail(self, sig: bytes, slot: int, mint, w, side: str, program: str, error: int) -> None:
@@ -85,8 +96,8 @@ class Truth:
             return {k: [] for k in FAILED_COLUMNS}
         sig, slot, mint, w, side, program, error = zip(*self.failed_rows, strict=True)
         return dict(zip(FAILED_COLUMNS, (
-            [sig_b58(s) for s in sig], list(slot), [a.b58 for a in mint], [x.acct.b58 for x in w],
-            [x.actor.id for x in w], list(side), list(program), list(error),
+            _sigs(sig), list(slot), list(map(_b58, mint)), list(map(_wallet_b58, w)),
+            list(map(_actor_id, w)), list(side), list(program), list(error),
         ), strict=True))
 
     def fund(self, slot: int, sig: bytes, src, dst, lamports: int) -> None:
@@ -151,10 +162,16 @@ def _array(values: list, typ: pa.DataType, kind) -> pa.Array:
         valid = _bits([v is not None for v in values])
         values = [kind() if v is None else v for v in values]
     if kind is str:
-        data = [s.encode() for s in values]
         offsets = np.zeros(n + 1, np.int32)
-        np.cumsum([len(d) for d in data], out=offsets[1:])
-        return pa.Array.from_buffers(typ, n, [valid, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+        text = "".join(values)
+        if text.isascii():  # one byte per character: one encode, lengths counted in C (map), not per value
+            data = text.encode()
+            np.cumsum(np.fromiter(map(len, values), np.int32, n), out=offsets[1:])
+        else:
+            parts = [s.encode() for s in values]
+            data = b"".join(parts)
+            np.cumsum([len(d) for d in parts], out=offsets[1:])
+        return pa.Array.from_buffers(typ, n, [valid, pa.py_buffer(offsets), pa.py_buffer(data)])
     if kind is bool:
         return pa.Array.from_buffers(typ, n, [valid, _bits(values)])
     return pa.Array.from_buffers(typ, n, [valid, pa.py_buffer(np.array(values, kind))])
