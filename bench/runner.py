@@ -45,6 +45,22 @@ def pct(xs: list[float], q: float) -> float | None:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1)
 
 
+def steady_rate(timeline: list[tuple[float, float]], total: float, n_tx: int) -> dict:
+    """The sustained rate: transactions/s while the middle 80 % of the swaps were committed
+    (start-up — connecting, migrations, spawning the parse child — and the tail left out),
+    and when the first swap was committed."""
+    if total <= 0 or len(timeline) < 3:
+        return {}
+    first = next((t for t, c in timeline if c > 0), None)
+    lo = next(((t, c) for t, c in timeline if c >= 0.1 * total), None)
+    hi = next(((t, c) for t, c in timeline if c >= 0.9 * total), None)
+    if lo is None or hi is None or hi[0] <= lo[0]:
+        return {"first_commit_s": first}
+    per_swap = n_tx / total
+    return {"first_commit_s": round(first, 1),
+            "steady_tx_per_s": round((hi[1] - lo[1]) * per_swap / (hi[0] - lo[0]))}
+
+
 def run_layout(capture: Path, split: bool, n_tx: int, speed: str = "max", parse_process: bool | None = None) -> dict:
     from conftest import drop_database, new_database
 
@@ -92,6 +108,13 @@ async def _run_layout(capture: Path, split: bool, n_tx: int, db: str, speed: str
         runner = Runner(settings)
         t0 = time.time()
         task = asyncio.create_task(runner.run())
+        timeline: list[tuple[float, float]] = []  # (seconds since start, swaps committed)
+
+        async def sample() -> None:
+            while True:
+                timeline.append((time.time() - t0, runner.metrics.value("swaps_committed")))
+                await asyncio.sleep(0.25)
+        sampler = asyncio.create_task(sample())
         if split:
             while child.poll() is None:
                 await asyncio.sleep(0.5)
@@ -103,10 +126,17 @@ async def _run_layout(capture: Path, split: bool, n_tx: int, db: str, speed: str
                     break
             runner.stop.set()
         await task
+        sampler.cancel()
+        if os.environ.get("PW_BENCH_TIMELINE"):
+            print(json.dumps(timeline), file=sys.stderr)
         lat = runner.metrics.latencies
-        busy = time.time() - t0 - 3.0  # minus the idle wait that ends the run
+        committed = runner.metrics.value("swaps_committed")
+        # start to the last commit (the timeline's first sample holding every swap), not to
+        # the exit: the idle wait and the shutdown that end a batch replay are not throughput
+        busy = next((t for t, c in timeline if c >= committed), time.time() - t0)
+        stopped = round(time.time() - t0, 1)
         out = {"transactions": n_tx, "seconds": round(busy, 1), "tx_per_s": round(n_tx / busy),
-               "swaps_committed": int(runner.metrics.value("swaps_committed")),
+               "swaps_committed": int(committed), "exited_s": stopped, **steady_rate(timeline, committed, n_tx),
                "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
     finally:
         if child and child.poll() is None:

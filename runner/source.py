@@ -142,7 +142,7 @@ class ProcessSource:
         self.owner, self.conn = owner, owner.conn
         self.batches: collections.deque = collections.deque()
         self.max_buffered = max_buffered
-        self.waiter: asyncio.Future | None = None
+        self.waiters: set[asyncio.Future] = set()  # the reader's and close()'s: both are woken
         self.loop: asyncio.AbstractEventLoop | None = None
         self.reading = False
         self.done: tuple | None = None  # ("end", error, retryable) once the stream ended
@@ -175,21 +175,37 @@ class ProcessSource:
         else:
             self.done = msg
             self._stop_reading()
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        for w in self.waiters:
+            if not w.done():
+                w.set_result(None)
+        self.waiters.clear()
+
+    async def _wait(self, timeout: float | None = None) -> None:
+        waiter = self.loop.create_future()
+        self.waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout) if timeout is not None else await waiter
+        finally:
+            self.waiters.discard(waiter)
 
     async def __anext__(self) -> list[tuple]:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
             self._start_reading()
-        while not self.batches:
+        while True:
+            if self.closed:  # close() ran (or runs) while we waited: the stream is over for us
+                raise StopAsyncIteration
+            if self.batches:
+                break
             if self.done is not None:
                 _end, error, retryable = self.done
-                if error is not None and not self.closed:
+                if error is not None:
                     raise GeyserError(error, retryable=retryable)
                 raise StopAsyncIteration
-            self.waiter = self.loop.create_future()
-            await self.waiter
+            await self._wait()
         batch = self.batches.popleft()
         if not self.reading and len(self.batches) < self.max_buffered // 4:
             self._start_reading()
@@ -217,9 +233,8 @@ class ProcessSource:
             deadline = time.monotonic() + 5.0
             while self.done is None and time.monotonic() < deadline:
                 self.batches.clear()
-                self.waiter = self.loop.create_future()
                 try:
-                    await asyncio.wait_for(self.waiter, max(0.01, deadline - time.monotonic()))
+                    await self._wait(max(0.01, deadline - time.monotonic()))
                 except TimeoutError:
                     break
             if self.done is None:
@@ -227,8 +242,7 @@ class ProcessSource:
                 self._stop_reading()
                 self.owner.stop()
         self.batches.clear()
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        self._wake()  # a reader still waiting in __anext__ ends now
 
 
 # -- the child process ---------------------------------------------------------------------

@@ -124,3 +124,47 @@ def test_closing_mid_stream_leaves_the_child_ready_for_the_next_subscription(rep
         asyncio.run(run())
     finally:
         owner.stop()
+
+
+@pytest.mark.parametrize("where", ["process", "inline"])
+def test_close_ends_a_reader_waiting_on_a_quiet_stream_at_once(replay_server, where):
+    """Shutdown closes the source from another task while ingest waits in ``__anext__`` on
+    a stream with nothing to send (the capture is over, only pings): the waiting reader must
+    end promptly, not hang until the runner's shutdown deadline cancels it."""
+    from conftest import SAMPLE
+
+    from pocketwatcher.geyser.server import ReplayServer
+
+    srv = ReplayServer(SAMPLE, port=0, ping_interval=60)  # idle after the capture: stays open
+    srv.start()
+    endpoint = f"http://127.0.0.1:{srv.port}"
+    owner = ParseProcess(endpoint, None)
+
+    async def run():
+        client = GeyserClient(endpoint)
+        source = owner.subscribe(_request()) if where == "process" else InlineSource(client, _request())
+        got = 0
+
+        async def read():
+            nonlocal got
+            async for batch in source:
+                got += len(batch)
+
+        reader = asyncio.create_task(read())
+        deadline = asyncio.get_running_loop().time() + 30
+        while source.buffered() or got == 0:  # the whole capture, then the stream goes quiet
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
+        assert not reader.done()
+        t = asyncio.get_running_loop().time()
+        await source.close()
+        await asyncio.wait_for(reader, 3)  # it hung until cancelled before the fix
+        assert asyncio.get_running_loop().time() - t < 3 and got > 1000
+        await client.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        owner.stop()
+        srv.stop()
