@@ -72,8 +72,9 @@ class InlineSource:
         return self
 
     async def __anext__(self) -> list[tuple]:
-        upd = await self.sub.__anext__()
-        return to_items(((upd, time.time()),))
+        updates = await self.sub.take(_MAX_BATCH)  # all that waits: one wake-up per batch
+        now = time.time()
+        return to_items([(u, now) for u in updates])
 
     def buffered(self) -> int:
         return self.sub.buffered()
@@ -248,42 +249,60 @@ class ProcessSource:
 # -- the child process ---------------------------------------------------------------------
 
 def child_main(conn, endpoint: str, x_token: str | None) -> None:
-    """Entry point of the parse process (spawned): serve subscriptions until told to quit."""
+    """Entry point of the parse process (spawned): serve subscriptions until told to quit.
+
+    No event loop here: the main thread reads the gRPC stream itself (``iter_sync``),
+    parses and sends, so an update costs no hand-off between threads. A command thread
+    is the pipe's only reader; a close or quit it reads ends the current stream at once
+    (even while the main thread is blocked writing a full pipe: the runner drains it).
+    """
+    import queue
     import signal
+    import threading
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it says quit
-    asyncio.run(_child(conn, endpoint, x_token))
-
-
-async def _child(conn, endpoint: str, x_token: str | None) -> None:
     from pocketwatcher.proto import geyser_pb2 as pb
 
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue = asyncio.Queue()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it says quit
+    commands: queue.Queue = queue.Queue()
+    state = {"sub": None, "closing": False}
+    lock = threading.Lock()
 
-    def on_command() -> None:
-        try:
-            commands.put_nowait(conn.recv())
-        except (EOFError, OSError):  # the runner is gone
-            loop.remove_reader(conn.fileno())
-            commands.put_nowait(("quit",))
+    def read_commands() -> None:
+        while True:
+            try:
+                cmd = conn.recv()
+            except (EOFError, OSError):  # the runner is gone
+                cmd = ("quit",)
+            with lock:
+                if cmd[0] == "subscribe":
+                    state["closing"] = False
+                elif cmd[0] in ("close", "quit"):
+                    state["closing"] = True
+                    if state["sub"] is not None:
+                        state["sub"].close_sync()
+            commands.put(cmd)
+            if cmd[0] == "quit":
+                return
 
-    loop.add_reader(conn.fileno(), on_command)
+    threading.Thread(target=read_commands, name="parse-commands", daemon=True).start()
     client = GeyserClient(endpoint, x_token)
     send = conn.send_bytes
     try:
         while True:
-            cmd = await commands.get()
+            cmd = commands.get()
             if cmd[0] == "quit":
                 return
             if cmd[0] != "subscribe":
                 continue  # a close for a stream that already ended
             sub = client.subscribe(pb.SubscribeRequest.FromString(cmd[1]))
+            with lock:
+                state["sub"] = sub
+                if state["closing"]:  # a close read before the stream existed
+                    sub.close_sync()
             end: tuple = ("end", None, False)
-
-            async def pump(sub=sub) -> None:
-                batch: list = []
-                async for upd in sub:
+            batch: list = []
+            try:
+                for upd in sub.iter_sync():
                     batch.append((upd, time.time()))
                     # One message per slot: ingest hands a slot on at its BlockMeta, never
                     # before, so holding its transactions until then costs no latency and
@@ -291,30 +310,20 @@ async def _child(conn, endpoint: str, x_token: str | None) -> None:
                     if len(batch) >= _MAX_BATCH or upd.HasField("block_meta"):
                         send(pickle.dumps(("batch", to_items(batch)), 5))
                         batch = []
-                        await asyncio.sleep(0)  # a stream that never pauses must not starve commands
                 if batch:
                     send(pickle.dumps(("batch", to_items(batch)), 5))
-
-            pumping = asyncio.create_task(pump())
-            quit_after = False
-            while not pumping.done():
-                getter = asyncio.create_task(commands.get())
-                await asyncio.wait({pumping, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    c = getter.result()
-                    if c[0] in ("close", "quit"):
-                        quit_after = c[0] == "quit"
-                        await sub.close()
-                else:
-                    getter.cancel()
-            try:
-                pumping.result()
             except GeyserError as e:
                 end = ("end", str(e), e.retryable)
+            except (BrokenPipeError, EOFError):  # the runner is gone
+                return
             except Exception as e:  # noqa: BLE001 - reported to the runner, which reconnects
                 end = ("end", f"the parse process failed: {type(e).__name__}: {e}", True)
-            send(pickle.dumps(end, 5))
-            if quit_after:
+            finally:
+                with lock:
+                    state["sub"] = None
+            try:
+                send(pickle.dumps(end, 5))
+            except OSError:
                 return
     finally:
-        await client.close()
+        asyncio.run(client.close())

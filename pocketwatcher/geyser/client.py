@@ -192,14 +192,18 @@ class Subscription:
     async def ping(self) -> None:
         self._requests.put(pb.SubscribeRequest(ping=pb.SubscribeRequestPing(id=next(self._ping_ids))))
 
-    # -- the reader thread ---------------------------------------------------------------
-    def _read(self) -> None:
+    # -- reading the stream ----------------------------------------------------------------
+    def _updates(self) -> Iterator:
+        """The stream's items in order (update, or (update, bytes) when raw); the last one is
+        an ``_End`` saying how it ended. Runs on whichever thread reads the stream."""
         c = self._client
         end = _End()
         try:
             self._call = c._sync_channel().stream_stream(
                 "/geyser.Geyser/Subscribe", request_serializer=pb.SubscribeRequest.SerializeToString,
                 response_deserializer=None)(self._request_stream(), metadata=c._metadata)
+            if self._closed:  # closed from another thread before the call existed
+                self._call.cancel()
             from_string = pb.SubscribeUpdate.FromString
             for data in self._call:
                 self._last_rx = time.monotonic()
@@ -213,8 +217,7 @@ class Subscription:
                         self.last_slot = slot
                 if which in ("ping", "pong") and not self._keepalive_updates:
                     continue
-                if not self._push((update, data) if self._raw else update):
-                    return
+                yield (update, data) if self._raw else update
         except grpc.RpcError as e:
             if self._stalled:
                 end.error = GeyserError(f"{c.display} sent nothing for {c.idle_timeout:g} s (servers ping every "
@@ -226,7 +229,58 @@ class Subscription:
                                     retryable=True)
         finally:
             self._requests.put(None)
-        self._push(end, force=True)
+        yield end
+
+    def _read(self) -> None:
+        """The reader thread of the asyncio API: hands items to the event loop."""
+        items = self._updates()
+        try:
+            for item in items:
+                if not self._push(item, force=isinstance(item, _End)):
+                    return
+        finally:
+            items.close()  # closed by the consumer: end the request stream now
+
+    def iter_sync(self) -> Iterator:
+        """Read the stream on this thread, without an event loop (the parse process does:
+        no hand-off between threads per update). Ends when the server ends the stream or
+        ``close_sync()`` is called from another thread; raises ``GeyserError`` on a failure,
+        including a stream on which the server said nothing for ``idle_timeout``."""
+        if self._thread is not None:
+            raise RuntimeError("this subscription is already read by the asyncio API")
+        self._thread = threading.current_thread()
+        self._last_rx = time.monotonic()
+        c = self._client
+        if c.idle_timeout:
+            threading.Thread(target=self._watch_stall, name="geyser-stall-watch", daemon=True).start()
+        try:
+            for item in self._updates():
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            self._closed = True  # stops the stall watch
+            if self._call is not None:
+                self._call.cancel()
+
+    def _watch_stall(self) -> None:
+        idle = self._client.idle_timeout
+        while not self._closed:
+            time.sleep(min(1.0, idle / 4))
+            if not self._closed and time.monotonic() - self._last_rx >= idle:
+                self._stalled = True  # the server said nothing at all, not even a ping
+                if self._call is not None:
+                    self._call.cancel()
+                return
+
+    def close_sync(self) -> None:
+        """End a stream read by ``iter_sync`` from any thread; that loop then ends quietly."""
+        self._closed = True
+        self._requests.put(None)
+        if self._call is not None:
+            self._call.cancel()
 
     def _push(self, item, force: bool = False) -> bool:
         with self._cond:
@@ -250,6 +304,17 @@ class Subscription:
         return self
 
     async def __anext__(self):
+        batch = await self.take(1)
+        return batch[0]
+
+    async def take(self, limit: int = 512) -> list:
+        """The updates waiting now (at least one, at most ``limit``), in order; waits for one.
+
+        Taking what has piled up in one go is what keeps a busy stream cheap: a consumer
+        that takes one update per wake-up pays an event-loop round trip and a thread
+        switch for each (~50-100 µs of CPU on a 2-core box), one that takes a batch pays it
+        once per batch, and batches grow by themselves when the consumer falls behind.
+        """
         if self._thread is None:
             if self._closed:
                 raise StopAsyncIteration
@@ -258,14 +323,19 @@ class Subscription:
             self._thread = threading.Thread(target=self._read, name="geyser-reader", daemon=True)
             self._thread.start()
         c = self._client
+        items = self._items
         while True:
             with self._cond:
                 if self._closed:  # closed by the consumer: what is still buffered is not wanted
                     raise StopAsyncIteration
-                if self._items:
-                    item = self._items.popleft()
-                    if len(self._items) == self._max - 1:
+                if items:
+                    was_full = len(items) >= self._max
+                    out = []
+                    while items and len(out) < limit and not isinstance(items[0], _End):
+                        out.append(items.popleft())
+                    if was_full:
                         self._cond.notify()
+                    item = out if out else items.popleft()
                 else:
                     item = None
                     self._waiter = waiter = self._loop.create_future()
@@ -286,7 +356,7 @@ class Subscription:
                 if item.error is not None:
                     raise item.error
                 raise StopAsyncIteration
-            return item
+            return item  # a non-empty list
 
     async def close(self) -> None:
         with self._cond:
