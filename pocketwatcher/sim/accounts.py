@@ -45,8 +45,8 @@ class Account:
     is encoded.
     """
 
-    __slots__ = ("pk", "_b58", "kf", "lam", "lamv", "tok", "tbm", "_tb_head", "_tb_tail", "decimals", "fixed",
-                 "_as_mint", "_as_owner")
+    __slots__ = ("pk", "_b58", "kf", "lam", "lamv", "tok", "tbm", "tbl", "_tb_head", "_tb_tail", "decimals",
+                 "fixed", "_as_mint", "_as_owner")
 
     def __init__(self, pk: bytes, lam: int = 0) -> None:
         self.pk = pk
@@ -57,7 +57,7 @@ class Account:
         if lam:
             self.set_lam(lam)
         self.tok = 0
-        self.tbm = None
+        self.tbm = self.tbl = None
         self._tb_head = self._tb_tail = b""
         self._as_mint = self._as_owner = None  # this account's TokenBalance pieces as a mint / an owner
         self.decimals = 0
@@ -71,9 +71,12 @@ class Account:
         return s
 
     def tb(self) -> bytes:
+        """Rebuild ``tbm``, and ``tbl``: the length prefix of a ``TokenBalance`` field of ``tbm``
+        behind a 2-byte ``account_index`` field (see :func:`plans.token_fields`)."""
         if self.tok < 0:
             raise ValueError(f"{self.b58}: token amount went negative ({self.tok})")
         v = self.tbm = ui_token_amount(self.tok, self.decimals, self._tb_head, self._tb_tail)
+        self.tbl = _V[2 + len(v)]
         return v
 
     def set_lam(self, lam: int) -> None:
@@ -84,8 +87,14 @@ class Account:
 
     def add_lam(self, d: int) -> None:
         lam = self.lam + d
-        if 268_435_456 <= lam < 4_398_046_511_104:  # varint(lam) for most balances, without the call
+        # varint(lam) without the call, for the ranges trades hit: most wallets and vaults,
+        # rent-sized accounts (token accounts, fee recipient 2), the big fee recipients
+        if 268_435_456 <= lam < 4_398_046_511_104:
             self.lamv = _VC[lam & 16383] + _VC[(lam >> 14) & 16383] + _V[lam >> 28]
+        elif 16384 <= lam < 268_435_456:
+            self.lamv = _VC[lam & 16383] + _V[lam >> 14]
+        elif 4_398_046_511_104 <= lam < 72_057_594_037_927_936:
+            self.lamv = _VC[lam & 16383] + _VC[(lam >> 14) & 16383] + _VC[(lam >> 28) & 16383] + _V[lam >> 42]
         elif lam < 0:
             raise ValueError(f"{self.b58}: lamports went negative ({lam})")
         else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from heapq import heappush
 from math import log
 from typing import TYPE_CHECKING
 
@@ -118,11 +119,12 @@ AMM_PHASES = [Phase("pumpswap", INF, 1.2, 0.52, 0.8, bot_p=0.2, smart_p=0.05, ha
 class Life:
     """Drives one token's trading: one pending tick at a time on the market's clock."""
 
-    __slots__ = ("m", "tok", "phases", "i", "start", "end", "reserved")
+    __slots__ = ("m", "tok", "phases", "i", "start", "end", "reserved", "_tick")
 
     def __init__(self, m: Market, tok: Token, phases: list, t0: float) -> None:
         self.m = m
         self.tok = tok
+        self._tick = self.tick  # one bound method for all of this token's ticks
         self.reserved: set = set()  # wallets with a scripted exit (dev, bundle, snipers)
         self.restart(phases, t0)
 
@@ -149,7 +151,9 @@ class Life:
             return
         self.trade(ph)
         nxt = now - log(1.0 - m.rng.random()) / rate  # exponential waiting time
-        m.at(nxt if nxt < self.end else self.end, self.tick)  # never sleep through the next phase
+        # m.at(..., self.tick) inlined (one per trade); never sleep through the next phase
+        m._seq += 1
+        heappush(m.queue, (nxt if nxt < self.end else self.end, m._seq, self._tick, ()))
 
     def trade(self, ph: Phase) -> None:
         m, rng, tok = self.m, self.m.rng, self.tok

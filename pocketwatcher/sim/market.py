@@ -114,7 +114,10 @@ class Market:
             while queue and queue[0][0] < t_end:
                 tq, _, fn, args = heapq.heappop(queue)
                 self.now = tq if tq > t else t
-                fn(*args)
+                if args:
+                    fn(*args)
+                else:  # most events are ticks: a plain call is specialized, fn(*()) is not
+                    fn()
             out = enc.out
             enc.out = []
             ca = max(self._last_ca, t_end) + 0.01 + 0.02 * rng.random()

@@ -106,3 +106,33 @@ def tokens(tag: bytes, entries: list, full) -> bytes:
         m = a.tbm or a.tb()
         parts += (tag, _V[len(head) + len(m)], head, m)
     return b"".join(parts)
+
+
+def token_fields(tag: bytes, idxs: list):
+    """``f(full) -> bytes``: :func:`tokens` for the accounts at key indices ``idxs``, compiled.
+
+    With every index in 1..127 the ``account_index`` field is 2 bytes, so a field's length
+    prefix is the one :meth:`Account.tb` caches beside the body (``tbl``): the fields are
+    then a template of constant tags and index fields, filled in place and joined.
+    """
+    entries = [(i, b"\x08" + _V[i] if i else b"") for i in idxs]
+    if not idxs:
+        return lambda full: b""
+    if not all(0 < i < 128 for i in idxs):
+        return lambda full: tokens(tag, entries, full)
+    tmpl: list = []
+    for _, head in entries:
+        tmpl += (tag, None, head, None)
+    get = itemgetter(*idxs) if len(idxs) > 1 else (lambda f, i=idxs[0]: (f[i],))
+
+    def fields(full, t=tmpl, get=get):
+        k = 1
+        for a in get(full):
+            m = a.tbm
+            if m is None:
+                m = a.tb()
+            t[k] = a.tbl
+            t[k + 2] = m
+            k += 4
+        return b"".join(t)
+    return fields

@@ -25,7 +25,6 @@ from .encoder import (
     cu_limit_ix,
     cu_price_data,
     cu_price_ix,
-    system_transfer,
     transfer_checked,
 )
 from .encoder import tx_fee as _tx_fee
@@ -35,10 +34,15 @@ from .pumptx import (
     _GETFEES,
     _SELL_IX,
     BOT_SWAP,
+    EVENT_TAG,
     GET_FEES,
     PUMP_ID,
+    _b2a,
+    _checked,
     _event_ix,
     _fees_ix,
+    _price,
+    _sys,
     _tail,
     _with_path,
     fail_spec,
@@ -70,6 +74,8 @@ def _xfer(prog: str, accs: tuple, var: str) -> Ix:
 class PumpSwapTx:
     def __init__(self, enc: Encoder) -> None:
         self.enc = enc
+        self.fee_ata = enc.consts["pamm_fee_ata"]
+        self.fee_pk = enc.consts["pamm_fee"].pk
 
     # ---- PumpSwap trades -------------------------------------------------------------------------
 
@@ -90,61 +96,74 @@ class PumpSwapTx:
         full = sh.accounts((w.acct, tok.mint, tok.pool, ub, w.wsol, tok.pb, tok.pq, tok.ccv_ata, tok.ccv_auth, w.puva,
                             tip[0] if tip else None))
         pre = sh.snapshot(full)
-        fee = _tx_fee(1, cu_limit, cu_price)
+        fee = 5_000 + -(-cu_limit * cu_price // 1_000_000)  # tx_fee(1, cu_limit, cu_price), without the call
         user = w.acct
-        vals = {"cup": cu_price_data(cu_price),
-                "ix": _BUY_IX(PAMM_BUY, s.base, limit, 1) if buy else _SELL_IX(PAMM_SELL, s.base, limit),
-                "botix": _SELL_IX(BOT_SWAP, s.base, limit), "wq_init": b"\x12" + user.pk,
-                "t_wrap": system_transfer(limit)}
+        base = s.base
+        # instruction data packed here, not through the encoder's helpers: one call less per value
+        wq_init = b"\x12" + user.pk
+        vals = {"cup": _price(3, cu_price),
+                "ix": _BUY_IX(PAMM_BUY, base, limit, 1) if buy else _SELL_IX(PAMM_SELL, base, limit),
+                "botix": _SELL_IX(BOT_SWAP, base, limit), "wq_init": wq_init, "t_wrap": _sys(2, limit)}
         if ub_new:
-            vals["ata_init"] = b"\x12" + user.pk
+            vals["ata_init"] = wq_init
         if fail:
             user.add_lam(-fee)
             return enc.finish(sh, full, pre, vals, fee), sh.swap_path
         amm = tok.amm
         user_base, pool_base, pool_quote = ub.tok, amm.base_reserve, amm.quote_reserve
         amm.apply(s)
-        fee_ata = enc.consts["pamm_fee_ata"]
-        uq = s.user_quote
-        pool_q = s.pool_quote
+        fee_ata = self.fee_ata
+        quote, lp_fee, proto_fee, creator_fee = s.quote, s.lp_fee, s.protocol_fee, s.creator_fee
+        fees = proto_fee + creator_fee
+        # SwapQuote.user_quote / pool_quote, without the properties
+        uq = quote + lp_fee + fees if buy else quote - lp_fee - fees
+        pool_q = quote + lp_fee if buy else uq
         cost = fee + (T22_RENT if ub_new else 0)
         if ub_new:
             ub.add_lam(T22_RENT)
+        pb, pq, ccv_ata = tok.pb, tok.pq, tok.ccv_ata
+        # token amounts changed in place (Account.add_tok): the TokenBalance caches are reset below
         if buy:
-            tok.add_holder(w)
-            ub.add_tok(s.base)
-            tok.pb.add_tok(-s.base)
+            if ub.tok == 0:  # Token.add_holder
+                tok.holders.append(w)
+            ub.tok += base
+            pb.tok -= base
             cost += uq
+            pq_delta = pool_q
         else:
-            ub.add_tok(-s.base)
-            tok.pb.add_tok(s.base)
+            ub.tok -= base
+            pb.tok += base
             cost -= uq
-        pq_delta = pool_q if buy else -(pool_q + s.protocol_fee + s.creator_fee)
-        tok.pq.add_tok(pq_delta)
-        tok.pq.add_lam(pq_delta)
-        fee_ata.add_tok(s.protocol_fee)
-        fee_ata.add_lam(s.protocol_fee)
-        tok.ccv_ata.add_tok(s.creator_fee)
-        tok.ccv_ata.add_lam(s.creator_fee)
+            pq_delta = -(pool_q + fees)
+        pq.tok += pq_delta
+        fee_ata.tok += proto_fee
+        ccv_ata.tok += creator_fee
+        ub.tbm = pb.tbm = pq.tbm = fee_ata.tbm = ccv_ata.tbm = None
+        pq.add_lam(pq_delta)
+        fee_ata.add_lam(proto_fee)
+        ccv_ata.add_lam(creator_fee)
         if tip:
             cost += tip[1]
             tip[0].add_lam(tip[1])
-            vals["t_tip"] = system_transfer(tip[1])
+            vals["t_tip"] = _sys(2, tip[1])
         user.add_lam(-cost)
-        w.volume += s.quote
-        keys = b"".join((tok.pool.pk, user.pk, ub.pk, w.wsol.pk, enc.consts["pamm_fee"].pk, fee_ata.pk))
+        w.volume += quote
+        keys = b"".join((tok.pool.pk, user.pk, ub.pk, w.wsol.pk, self.fee_pk, fee_ata.pk))
         if buy:
-            e = ev.buy_event(ts, s.base, limit, user_base, limit, pool_base, pool_quote, s.quote, LP_FEE_BPS,
-                             s.lp_fee, PROTOCOL_FEE_BPS, s.protocol_fee, pool_q, uq, keys, tok.dev.acct.pk,
-                             CREATOR_FEE_BPS, s.creator_fee, w.volume)
+            e = ev.buy_event(ts, base, limit, user_base, limit, pool_base, pool_quote, quote, LP_FEE_BPS,
+                             lp_fee, PROTOCOL_FEE_BPS, proto_fee, pool_q, uq, keys, tok.dev.acct.pk,
+                             CREATOR_FEE_BPS, creator_fee, w.volume)
         else:
-            e = ev.sell_event(ts, s.base, limit, user_base, 0, pool_base, pool_quote, s.quote, LP_FEE_BPS, s.lp_fee,
-                              PROTOCOL_FEE_BPS, s.protocol_fee, s.quote - s.lp_fee, uq, keys, tok.dev.acct.pk,
-                              CREATOR_FEE_BPS, s.creator_fee)
-        vals.update(getfees=_GETFEES(GET_FEES, 0, 0, s.quote),
-                    x_base=transfer_checked(s.base, 6), x_quote=transfer_checked(pool_q, 9),
-                    x_proto=transfer_checked(s.protocol_fee, 9), x_creator=transfer_checked(s.creator_fee, 9),
-                    ev=ev.cpi(e), log_ev=ev.log(e))
+            e = ev.sell_event(ts, base, limit, user_base, 0, pool_base, pool_quote, quote, LP_FEE_BPS, lp_fee,
+                              PROTOCOL_FEE_BPS, proto_fee, quote - lp_fee, uq, keys, tok.dev.acct.pk,
+                              CREATOR_FEE_BPS, creator_fee)
+        vals["getfees"] = _GETFEES(GET_FEES, 0, 0, quote)
+        vals["x_base"] = _checked(12, base, 6)
+        vals["x_quote"] = _checked(12, pool_q, 9)
+        vals["x_proto"] = _checked(12, proto_fee, 9)
+        vals["x_creator"] = _checked(12, creator_fee, 9)
+        vals["ev"] = EVENT_TAG + e  # ev.cpi(e) / ev.log(e), inlined
+        vals["log_ev"] = b"Program data: " + _b2a(e, newline=False)
         return enc.finish(sh, full, pre, vals, fee), sh.swap_path
 
     def _spec(self, buy, v0, fail, ub_new, bot, tip, cu_limit, jitter) -> Spec:

@@ -24,7 +24,7 @@ from operator import itemgetter
 
 from . import plans
 from .accounts import Account
-from .wire import _V, custom_error, ld, varint
+from .wire import _V, _VC, custom_error, ld, varint
 
 NATIVE = {"@cb", "@system"}  # builtins log no "consumed" line
 
@@ -278,8 +278,8 @@ class Shape:
         tmpl, idxs = plans.template(items)
         self._bal_tmpl = tmpl
         self._bal_get = _getter(idxs)
-        self._pre_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._pre_tok]
-        self._post_tb = [(i, b"\x08" + _V[i] if i else b"") for i in self._post_tok]
+        self._pre_tokens = plans.token_fields(b"\x3a", self._pre_tok)
+        self._post_tokens = plans.token_fields(b"\x42", self._post_tok)
 
     def accounts(self, accs: tuple) -> tuple[Account, ...]:
         """The transaction's accounts in key order: the constants plus ``accs``, the roles'
@@ -290,7 +290,7 @@ class Shape:
         """Pre-transaction lamports (packed) and token balances; call before changing state."""
         t = self._bal_tmpl
         t[1::2] = [a.lamv for a in self._bal_get(full)]
-        return b"".join(t), plans.tokens(b"\x3a", self._pre_tb, full)
+        return b"".join(t), self._pre_tokens(full)
 
     def encode(self, full: list[Account], pre: tuple[bytes, bytes], vals: dict, sig: bytes, fee: int,
                slot: bytes, index: int, blockhash_f: bytes, filters: bytes, created_at: bytes) -> bytes:
@@ -305,8 +305,8 @@ class Shape:
         b = self._bal_tmpl  # as in snapshot
         b[1::2] = [a.lamv for a in self._bal_get(full)]
         post_bal = b"".join(b)
-        post_tok = plans.tokens(b"\x42", self._post_tb, full)
-        fee_v = varint(fee)
+        post_tok = self._post_tokens(full)
+        fee_v = _VC[fee & 16383] + _V[fee >> 14] if 16384 <= fee < 268_435_456 else varint(fee)  # most fees
         pn = _V[len(pre_bal)]
         qn = _V[len(post_bal)]
         n = meta_k + len(fee_v) + len(pn) + len(pre_bal) + len(qn) + len(post_bal) + len(pre_tok) + len(post_tok)

@@ -33,6 +33,8 @@ STYLE = {
     "bundler": ((200_000,), (500_000, 3_000_000), (0.5, 1.0)),
     "dev": ((300_000,), (200_000, 2_000_000), (0.1, 0.3)),
 }
+# STYLE as (limits, len(limits), price low, price span): _style runs once per transaction
+_STYLE_FAST = {k: (lim, len(lim), plo, phi - plo) for k, (lim, (plo, phi), _) in STYLE.items()}
 JITTER = 2  # compute-unit variants per shape (more variety = more shapes to compile)
 MIN_SOL = 100_000  # smaller trades are not worth sending
 BONDING_CURVE_COMPLETE, TOO_MUCH_SOL, TOO_LITTLE_SOL, EXCEEDED_SLIPPAGE = 6005, 6002, 6003, 6004
@@ -52,10 +54,10 @@ class Trading:
     def _style(self, w: Wallet) -> tuple:
         """(v0, cu_limit, cu_price, jitter, bot program): how this sender builds transactions."""
         r = self.rng.random
-        limits, (plo, phi), _ = STYLE[w.actor.kind]
+        actor = w.actor
+        limits, n, plo, span = _STYLE_FAST[actor.kind]
         x = r()
-        return (r() < self.v0_share, limits[int(x * len(limits))], int(plo + (phi - plo) * r()), int(r() * JITTER),
-                w.actor.program)
+        return r() < self.v0_share, limits[int(x * n)], int(plo + span * r()), int(r() * JITTER), actor.program
 
     def _slip(self, w: Wallet) -> float:
         lo, hi = STYLE[w.actor.kind][2]
