@@ -78,12 +78,6 @@ def ui_token_amount(amount: int, decimals: int, head: bytes | None = None, tail:
     """
     a = b"%d" % amount
     la = len(a)
-    if head is not None and la > decimals > 0:  # the common case, as below in one join
-        f = a[-decimals:].rstrip(b"0")
-        u = a[:-decimals] + b"." + f if f else a[:-decimals]
-        lu = len(u)
-        return b"".join((head, b"\x1a", _V[15 + la + lu], _BD(9, amount / _POW[decimals]), _DEC[decimals], _V[la], a,
-                         b"\x22", _V[lu], u, tail))
     if not amount:
         body = (_DEC[decimals], b"\x010\x22\x010")
         n = 8
@@ -119,24 +113,25 @@ def custom_error(ix_index: int, code: int) -> bytes:
 SLOT_PROCESSED = 0
 
 
-_SECS: dict[int, bytes] = {}
+_SECS: dict[int, tuple[bytes, bytes]] = {}  # seconds -> (their field, the created_at prefix for 5-byte nanos)
 
 
 def created_at_field(t: float) -> bytes:
     """``SubscribeUpdate.created_at`` (field 11) for unix time ``t``, microsecond precision."""
     us = int(t * 1e6)
     secs = us // 1_000_000
-    head = _SECS.get(secs)
-    if head is None:
+    sv = _SECS.get(secs)
+    if sv is None:
         if len(_SECS) > 4096:
             _SECS.clear()
-        head = _SECS[secs] = b"\x08" + varint(secs)
+        head = b"\x08" + varint(secs)
+        sv = _SECS[secs] = (head, b"\x5a" + _V[len(head) + 6] + head + b"\x10")
     nanos = (us - secs * 1_000_000) * 1000
+    if nanos >= 268_435_456:  # most: varint(nanos) inlined (below 10**9 < 2**35: 5 bytes) after the cached prefix
+        return sv[1] + _VC[nanos & 16383] + _VC[(nanos >> 14) & 16383] + _V[nanos >> 28]
+    head = sv[0]
     if not nanos:
         return b"\x5a" + _V[len(head)] + head
-    if nanos >= 268_435_456:  # varint(nanos) inlined: below 10**9 < 2**35, so 5 bytes
-        return b"".join((b"\x5a", _V[len(head) + 6], head, b"\x10", _VC[nanos & 16383], _VC[(nanos >> 14) & 16383],
-                         _V[nanos >> 28]))
     nv = varint(nanos)
     return b"".join((b"\x5a", _V[len(head) + 1 + len(nv)], head, b"\x10", nv))
 
