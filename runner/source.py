@@ -263,6 +263,12 @@ def child_main(conn, endpoint: str, x_token: str | None) -> None:
     from pocketwatcher.proto import geyser_pb2 as pb
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it says quit
+    import gc
+
+    # as in the runner: parsing allocates thousands of short-lived objects per slot; the
+    # default gen-0 threshold (700) runs a collection every few transactions
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     commands: queue.Queue = queue.Queue()
     state = {"sub": None, "closing": False}
     lock = threading.Lock()

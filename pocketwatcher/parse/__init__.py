@@ -51,6 +51,10 @@ class SolTransfer:
     lamports: int
     tx_index: int | None = None
 
+    def __reduce__(self):  # by position, like Swap (see there)
+        return (SolTransfer, (self.signature, self.slot, self.block_time, self.ix, self.source,
+                              self.destination, self.lamports, self.tx_index))
+
 
 @dataclass(slots=True)
 class ParseResult:

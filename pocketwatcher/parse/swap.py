@@ -6,7 +6,8 @@ Identity is (signature, ix): storing the same swap twice is a no-op downstream.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 
 WSOL = "So11111111111111111111111111111111111111112"
 USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
@@ -49,6 +50,14 @@ class Swap:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __reduce__(self):
+        # pickled by position: the runner's parse process sends thousands a second, and
+        # the pickling dataclasses gives slotted classes calls fields() per object
+        return (Swap, _swap_values(self))
+
+
+_swap_values = attrgetter(*(f.name for f in fields(Swap)))
 
 
 def compute_price(token_amount: int, token_decimals: int | None, quote_amount: int,

@@ -166,6 +166,11 @@ class TokenEvent:
 
         return asdict(self)
 
+    def __reduce__(self):  # by position, like Swap (see there)
+        return (TokenEvent, (self.kind, self.signature, self.slot, self.block_time, self.ix, self.program,
+                             self.mint, self.user, self.creator, self.bonding_curve, self.name, self.symbol,
+                             self.uri, self.pool, self.timestamp))
+
 
 def decode_lifecycle(disc: bytes, p: bytes) -> dict | None:
     try:
