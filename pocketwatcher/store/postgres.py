@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
 from ..enrich.wallets import Enrichment
 from ..parse import SolTransfer
@@ -130,12 +131,25 @@ def _finite(o: Any) -> Any:
     return o
 
 
+def dumps_bytes(o: Any) -> bytes:
+    """JSON PostgreSQL accepts, as UTF-8: NaN/inf (which jsonb rejects) become null.
+
+    orjson first (every committed swap's fees go through here: ~10x the stdlib's speed;
+    it writes non-finite floats as null too); the stdlib for what orjson refuses, such as
+    integers beyond 64 bits."""
+    try:
+        return orjson.dumps(o, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        pass
+    try:
+        return json.dumps(o, separators=(",", ":"), allow_nan=False, default=_default).encode()
+    except ValueError:
+        return json.dumps(_finite(o), separators=(",", ":"), default=_default).encode()
+
+
 def dumps(o: Any) -> str:
     """JSON PostgreSQL accepts: NaN/inf (which jsonb rejects) become null."""
-    try:
-        return json.dumps(o, separators=(",", ":"), allow_nan=False, default=_default)
-    except ValueError:
-        return json.dumps(_finite(o), separators=(",", ":"), default=_default)
+    return dumps_bytes(o).decode()
 
 
 async def setup_connection(conn: asyncpg.Connection) -> None:
@@ -145,7 +159,7 @@ async def setup_connection(conn: asyncpg.Connection) -> None:
     followed by the JSON text.
     """
     await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
-                              encoder=lambda v: b"\x01" + dumps(v).encode(),
+                              encoder=lambda v: b"\x01" + dumps_bytes(v),
                               decoder=lambda b: json.loads(b[1:]))
     await conn.execute(_STAGING_DDL)
 
