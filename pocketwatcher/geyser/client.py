@@ -241,47 +241,6 @@ class Subscription:
         finally:
             items.close()  # closed by the consumer: end the request stream now
 
-    def iter_sync(self) -> Iterator:
-        """Read the stream on this thread, without an event loop (the parse process does:
-        no hand-off between threads per update). Ends when the server ends the stream or
-        ``close_sync()`` is called from another thread; raises ``GeyserError`` on a failure,
-        including a stream on which the server said nothing for ``idle_timeout``."""
-        if self._thread is not None:
-            raise RuntimeError("this subscription is already read by the asyncio API")
-        self._thread = threading.current_thread()
-        self._last_rx = time.monotonic()
-        c = self._client
-        if c.idle_timeout:
-            threading.Thread(target=self._watch_stall, name="geyser-stall-watch", daemon=True).start()
-        try:
-            for item in self._updates():
-                if isinstance(item, _End):
-                    if item.error is not None:
-                        raise item.error
-                    return
-                yield item
-        finally:
-            self._closed = True  # stops the stall watch
-            if self._call is not None:
-                self._call.cancel()
-
-    def _watch_stall(self) -> None:
-        idle = self._client.idle_timeout
-        while not self._closed:
-            time.sleep(min(1.0, idle / 4))
-            if not self._closed and time.monotonic() - self._last_rx >= idle:
-                self._stalled = True  # the server said nothing at all, not even a ping
-                if self._call is not None:
-                    self._call.cancel()
-                return
-
-    def close_sync(self) -> None:
-        """End a stream read by ``iter_sync`` from any thread; that loop then ends quietly."""
-        self._closed = True
-        self._requests.put(None)
-        if self._call is not None:
-            self._call.cancel()
-
     def _push(self, item, force: bool = False) -> bool:
         with self._cond:
             while len(self._items) >= self._max and not self._closed and not force:

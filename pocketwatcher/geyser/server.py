@@ -29,6 +29,7 @@ import json
 import logging
 import signal
 import socket
+import ssl
 import sys
 import threading
 import weakref
@@ -109,13 +110,14 @@ class ReplayServer:
     as each client reads, 1 = recorded pace, 10 = ten times faster. ``port=0`` binds any
     free port (``.port`` after ``start()``). ``limits`` caps filters per request like a
     provider's config; ``max_streams`` caps concurrent ``Subscribe`` calls (more get
-    RESOURCE_EXHAUSTED rather than queueing).
+    RESOURCE_EXHAUSTED rather than queueing). ``ssl_context`` (a server context with its
+    certificate, ALPN ``h2``) serves TLS, as providers do.
     """
 
     def __init__(self, capture: str | Path, *, host: str = "127.0.0.1", port: int = 0,
                  speed: float | None = None, x_token: str | None = None, ping_interval: float = 10.0,
                  end_of_stream: str = "idle", limits: FilterLimits = FilterLimits(),
-                 max_streams: int = 64) -> None:
+                 max_streams: int = 64, ssl_context: ssl.SSLContext | None = None) -> None:
         if end_of_stream not in ("idle", "close"):
             raise ValueError(f"end_of_stream={end_of_stream!r}: expected 'idle' or 'close'")
         if speed is not None and not speed > 0:
@@ -126,6 +128,7 @@ class ReplayServer:
         self.host, self.port = host, port
         self.speed, self.ping_interval, self.end_of_stream = speed, ping_interval, end_of_stream
         self.limits, self.max_streams = limits, max_streams
+        self.ssl_context = ssl_context  # serve TLS (``https://`` endpoints) when given
         self.stopping = False
         self._token = x_token.encode() if x_token else None
         self._sessions: set[Session] = set()
@@ -155,7 +158,7 @@ class ReplayServer:
 
         async def begin() -> None:
             server = _Server(list(self._handlers()), codec=_Codec())
-            await server.start(sock=sock)
+            await server.start(sock=sock, ssl=self.ssl_context)
             self._server = server
 
         def run() -> None:
@@ -231,7 +234,7 @@ class ReplayServer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     # ---- handlers ------------------------------------------------------------------------
 

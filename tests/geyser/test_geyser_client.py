@@ -4,8 +4,6 @@ can hit, and what a reconnecting caller needs."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from concurrent import futures
 
 import grpc
@@ -141,60 +139,3 @@ def test_update_replaces_the_filters_on_the_open_stream(capture):
     assert first.transaction.transaction.signature[0] == 1
     assert [u.transaction.transaction.signature[0] for u in second] == [2, 6]  # the votes, from slot 100
 
-
-# -- iter_sync: the same stream read on the calling thread (the parse process does) ---------
-
-def test_iter_sync_reads_like_the_async_api_and_answers_server_pings(capture):
-    with ReplayServer(capture, ping_interval=0.2, end_of_stream="close") as srv:
-        client = GeyserClient(srv.endpoint)
-        sub = client.subscribe(build_request([b58(PUMP)], commitment="processed"))
-        ups = list(sub.iter_sync())
-        assert [u.WhichOneof("update_oneof") for u in ups][:2] == ["transaction", "block_meta"]
-        assert sub.last_slot == 102
-        asyncio.run(client.close())
-    with ReplayServer(capture, ping_interval=0.2) as srv:  # idle: the stream stays open
-        client = GeyserClient(srv.endpoint)
-        sub = client.subscribe(pb.SubscribeRequest(), keepalive_updates=True)
-        got = []
-        for u in sub.iter_sync():
-            got.append(u)
-            if u.HasField("pong"):
-                sub.close_sync()
-        assert got[0].HasField("ping") and got[-1].HasField("pong")
-        asyncio.run(client.close())
-
-
-def test_iter_sync_close_from_another_thread_ends_a_quiet_stream_quietly(capture):
-    with ReplayServer(capture, ping_interval=60) as srv:  # idle after the capture: stays open
-        client = GeyserClient(srv.endpoint)
-        sub = client.subscribe(build_request([b58(PUMP)], commitment="processed"))
-        threading.Timer(0.5, sub.close_sync).start()
-        t = time.monotonic()
-        ups = list(sub.iter_sync())  # no error: closed by us
-        assert time.monotonic() - t < 3 and ups[0].HasField("transaction")
-        asyncio.run(client.close())
-
-
-def test_iter_sync_reports_a_stalled_stream_and_errors():
-    def mute(requests, context):
-        context.send_initial_metadata(())
-        for _ in requests:
-            pass
-        return iter(())
-
-    server = grpc.server(futures.ThreadPoolExecutor(4))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("geyser.Geyser", {
-        "Subscribe": grpc.stream_stream_rpc_method_handler(mute)}),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        client = GeyserClient(f"http://127.0.0.1:{port}", idle_timeout=0.5, ping_interval=0.2)
-        with pytest.raises(GeyserError, match="sent nothing for 0.5 s") as e:
-            list(client.subscribe(pb.SubscribeRequest()).iter_sync())
-        assert e.value.retryable
-        asyncio.run(client.close())
-    finally:
-        server.stop(0)
-    with pytest.raises(GeyserError, match="cannot reach") as e:
-        list(GeyserClient(f"http://127.0.0.1:{port}").subscribe(pb.SubscribeRequest()).iter_sync())
-    assert e.value.retryable
