@@ -43,7 +43,12 @@ async def h2_updates(endpoint: str, x_token: str | None, request: pb.SubscribeRe
                      ping_interval: float = 10.0, idle_timeout: float | None = 60.0,
                      ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[pb.SubscribeUpdate]:
     """Yield the stream's updates (not pings/pongs) until the server ends it; raises
-    ``GeyserError`` (with ``retryable``) on failure. Cancel the consuming task to stop."""
+    ``GeyserError`` (with ``retryable``) on failure. Cancel the consuming task to stop.
+
+    A stall is detected by a keepalive task that cancels the consuming task, so iterate
+    from a task that awaits nothing but this iterator (the parse process's stream task):
+    a cancel landing elsewhere would end the stream without the stall error.
+    """
     target, tls, display = parse_endpoint(endpoint)
     token = x_token.strip() if x_token else None
     host, _, port = target.rpartition(":")
