@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
 
 import based58
 import grpc
@@ -182,3 +185,24 @@ def kinds(updates):
 
 def tx_ids(updates):
     return [u.transaction.transaction.signature[0] for u in updates if u.HasField("transaction")]
+
+
+@contextmanager
+def mute_server() -> Iterator[int]:
+    """A Geyser server that accepts a ``Subscribe`` and then says nothing at all (no pings,
+    no pongs): a stalled provider. Yields its port."""
+    def mute(requests, context):
+        context.send_initial_metadata(())
+        for _ in requests:
+            pass
+        return iter(())
+
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("geyser.Geyser", {
+        "Subscribe": grpc.stream_stream_rpc_method_handler(mute)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(0)

@@ -7,11 +7,10 @@ import asyncio
 import shutil
 import ssl
 import subprocess
-from concurrent import futures
 
 import grpc
 import pytest
-from geyser_helpers import PUMP, b58, standard_capture
+from geyser_helpers import PUMP, b58, mute_server, standard_capture
 
 from pocketwatcher.geyser.client import GeyserError, build_request
 from pocketwatcher.geyser.h2read import h2_updates
@@ -62,23 +61,9 @@ def test_errors_are_explained_and_hide_the_token(capture):
 
 
 def test_a_stalled_stream_is_reported_as_retryable():
-    def mute(requests, context):
-        context.send_initial_metadata(())
-        for _ in requests:
-            pass
-        return iter(())
-
-    server = grpc.server(futures.ThreadPoolExecutor(4))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("geyser.Geyser", {
-        "Subscribe": grpc.stream_stream_rpc_method_handler(mute)}),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with pytest.raises(GeyserError, match="sent nothing for 0.5 s") as e:
-            collect(f"http://127.0.0.1:{port}", pb.SubscribeRequest(), idle_timeout=0.5, ping_interval=0.2)
-        assert e.value.retryable
-    finally:
-        server.stop(0)
+    with mute_server() as port, pytest.raises(GeyserError, match="sent nothing for 0.5 s") as e:
+        collect(f"http://127.0.0.1:{port}", pb.SubscribeRequest(), idle_timeout=0.5, ping_interval=0.2)
+    assert e.value.retryable
 
 
 def test_a_stopped_server_ends_the_stream_with_a_retryable_error(capture):
