@@ -192,18 +192,14 @@ class Subscription:
     async def ping(self) -> None:
         self._requests.put(pb.SubscribeRequest(ping=pb.SubscribeRequestPing(id=next(self._ping_ids))))
 
-    # -- reading the stream ----------------------------------------------------------------
-    def _updates(self) -> Iterator:
-        """The stream's items in order (update, or (update, bytes) when raw); the last one is
-        an ``_End`` saying how it ended. Runs on whichever thread reads the stream."""
+    # -- the reader thread ---------------------------------------------------------------
+    def _read(self) -> None:
         c = self._client
         end = _End()
         try:
             self._call = c._sync_channel().stream_stream(
                 "/geyser.Geyser/Subscribe", request_serializer=pb.SubscribeRequest.SerializeToString,
                 response_deserializer=None)(self._request_stream(), metadata=c._metadata)
-            if self._closed:  # closed from another thread before the call existed
-                self._call.cancel()
             from_string = pb.SubscribeUpdate.FromString
             for data in self._call:
                 self._last_rx = time.monotonic()
@@ -217,7 +213,8 @@ class Subscription:
                         self.last_slot = slot
                 if which in ("ping", "pong") and not self._keepalive_updates:
                     continue
-                yield (update, data) if self._raw else update
+                if not self._push((update, data) if self._raw else update):
+                    return
         except grpc.RpcError as e:
             if self._stalled:
                 end.error = GeyserError(f"{c.display} sent nothing for {c.idle_timeout:g} s (servers ping every "
@@ -229,17 +226,7 @@ class Subscription:
                                     retryable=True)
         finally:
             self._requests.put(None)
-        yield end
-
-    def _read(self) -> None:
-        """The reader thread of the asyncio API: hands items to the event loop."""
-        items = self._updates()
-        try:
-            for item in items:
-                if not self._push(item, force=isinstance(item, _End)):
-                    return
-        finally:
-            items.close()  # closed by the consumer: end the request stream now
+        self._push(end, force=True)
 
     def _push(self, item, force: bool = False) -> bool:
         with self._cond:
@@ -269,10 +256,9 @@ class Subscription:
     async def take(self, limit: int = 512) -> list:
         """The updates waiting now (at least one, at most ``limit``), in order; waits for one.
 
-        Taking what has piled up in one go is what keeps a busy stream cheap: a consumer
-        that takes one update per wake-up pays an event-loop round trip and a thread
-        switch for each (~50-100 µs of CPU on a 2-core box), one that takes a batch pays it
-        once per batch, and batches grow by themselves when the consumer falls behind.
+        A consumer that takes one update per wake-up pays an event-loop round trip and a
+        thread switch for each; one that takes what has piled up pays them once per batch,
+        and batches grow by themselves when it falls behind.
         """
         if self._thread is None:
             if self._closed:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 from .decode import decode_view
 from .grpc_view import view_from_update
@@ -52,8 +53,10 @@ class SolTransfer:
     tx_index: int | None = None
 
     def __reduce__(self):  # by position, like Swap (see there)
-        return (SolTransfer, (self.signature, self.slot, self.block_time, self.ix, self.source,
-                              self.destination, self.lamports, self.tx_index))
+        return (SolTransfer, _transfer_values(self))
+
+
+_transfer_values = attrgetter(*(f.name for f in fields(SolTransfer)))
 
 
 @dataclass(slots=True)

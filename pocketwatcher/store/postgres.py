@@ -131,7 +131,7 @@ def _finite(o: Any) -> Any:
     return o
 
 
-def dumps_bytes(o: Any) -> bytes:
+def dumps(o: Any) -> bytes:
     """JSON PostgreSQL accepts, as UTF-8: NaN/inf (which jsonb rejects) become null.
 
     orjson first (every committed swap's fees go through here: ~10x the stdlib's speed;
@@ -147,10 +147,6 @@ def dumps_bytes(o: Any) -> bytes:
         return json.dumps(_finite(o), separators=(",", ":"), default=_default).encode()
 
 
-def dumps(o: Any) -> str:
-    """JSON PostgreSQL accepts: NaN/inf (which jsonb rejects) become null."""
-    return dumps_bytes(o).decode()
-
 
 async def setup_connection(conn: asyncpg.Connection) -> None:
     """Per-connection set-up (pool ``init``): the jsonb codec and the staging tables.
@@ -159,7 +155,7 @@ async def setup_connection(conn: asyncpg.Connection) -> None:
     followed by the JSON text.
     """
     await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
-                              encoder=lambda v: b"\x01" + dumps_bytes(v),
+                              encoder=lambda v: b"\x01" + dumps(v),
                               decoder=lambda b: json.loads(b[1:]))
     await conn.execute(_STAGING_DDL)
 

@@ -9,7 +9,8 @@ Event structs only ever grow at the end, so each is decoded as the prefix we kno
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 from solders.pubkey import Pubkey
 
@@ -167,9 +168,10 @@ class TokenEvent:
         return asdict(self)
 
     def __reduce__(self):  # by position, like Swap (see there)
-        return (TokenEvent, (self.kind, self.signature, self.slot, self.block_time, self.ix, self.program,
-                             self.mint, self.user, self.creator, self.bonding_curve, self.name, self.symbol,
-                             self.uri, self.pool, self.timestamp))
+        return (TokenEvent, _event_values(self))
+
+
+_event_values = attrgetter(*(f.name for f in fields(TokenEvent)))
 
 
 def decode_lifecycle(disc: bytes, p: bytes) -> dict | None:
