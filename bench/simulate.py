@@ -45,17 +45,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pocketwatcher.sim import SimConfig, simulate  # noqa: E402
-from pocketwatcher.sim.market import Market  # noqa: E402
+from pocketwatcher.sim.stream import Simulation  # noqa: E402
 
 
-def generate_rate(cfg: SimConfig, minutes: float, seed: int) -> float:
-    m = Market(cfg, seed, minutes)
+def generate_rate(cfg: SimConfig, minutes: float, seed: int, processes: bool | None) -> float:
+    sim = Simulation(cfg, seed, minutes, processes=processes)
     gc.disable()
     try:
         t0 = time.perf_counter()
-        for _ in m.run():
+        for _ in sim.run():
             pass
-        return m.enc.transactions / (time.perf_counter() - t0)
+        return sim.transactions / (time.perf_counter() - t0)
     finally:
         gc.enable()
 
@@ -66,30 +66,37 @@ def main() -> None:
     ap.add_argument("--launches", type=float, default=20.0, help="launches per simulated minute")
     ap.add_argument("--repeat", type=int, default=3, help="runs; the best and the median are reported")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--shards", type=int, default=None, help="market shards (default: SimConfig's, 2)")
+    ap.add_argument("--inline", action="store_true",
+                    help="run the shards in this process, in turn (default: a process each with 2+ cores)")
     args = ap.parse_args()
     rates = []
     cpu_rates = []
     gen = []
     result: dict = {}
-    cfg = SimConfig(launches_per_minute=args.launches)
+    cfg = SimConfig(launches_per_minute=args.launches,
+                    **({"shards": args.shards} if args.shards is not None else {}))
+    processes = False if args.inline else None
     load_before = os.getloadavg()[0]
     for _ in range(args.repeat):
         gc.collect()  # the previous run's market (see above), outside the timed region
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             c0 = time.process_time()
-            r = simulate(args.minutes, args.seed, Path(tmp), progress=False, config=cfg)
+            r = simulate(args.minutes, args.seed, Path(tmp), progress=False, config=cfg, processes=processes)
             wall = time.perf_counter() - t0
             cpu = time.process_time() - c0
         rates.append(r["transactions"] / wall)
         cpu_rates.append(r["transactions"] / cpu)
         gc.collect()
-        gen.append(generate_rate(cfg, args.minutes, args.seed))
+        gen.append(generate_rate(cfg, args.minutes, args.seed, processes))
         result = r
     print(json.dumps({
         "bench": "simulate",
         "minutes": args.minutes,
         "launches_per_minute": args.launches,
+        "shards": cfg.shards,
+        "processes": cfg.shards if (processes is None and (os.cpu_count() or 1) >= 2) else 0,
         "transactions": result["transactions"],
         "tx_per_s": round(max(rates)),
         "tx_per_s_median": round(statistics.median(rates)),

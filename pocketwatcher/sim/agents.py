@@ -48,7 +48,7 @@ class Agents:
         self._n = 0
         for kind, (count, (lo, hi), (flo, fhi)) in POOLS.items():
             actors = []
-            for i in range(count):
+            for i in range(m.shard, count, m.shards):  # each shard has its share of every pool
                 a = Actor(f"{kind}-{i:02d}", kind)
                 a.funder = self.wallet(a, "funder", int(self.rng.uniform(500, 5_000) * SOL))
                 for _ in range(self.rng.randint(lo, hi)):
@@ -73,7 +73,7 @@ class Agents:
     def retail_wallet(self, new_p: float = 0.35) -> Wallet:
         rng = self.rng
         if not self.retail or rng.random() < new_p:
-            a = Actor(f"retail-{len(self.retail):05d}", "retail")
+            a = Actor(f"retail-{len(self.retail) * self.m.shards + self.m.shard:05d}", "retail")
             self.retail.append(a)
             return self.wallet(a, "trader", int(min(rng.lognormvariate(0.7, 1.0), 200) * SOL) + RESERVE)
         n = len(self.retail)

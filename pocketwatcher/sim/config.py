@@ -16,6 +16,11 @@ archetype shows up within minutes:
 - ``failed_share`` 0.30: slippage and late-buy failures; mainnet is higher on fresh tokens,
   lower overall.
 - ``v0_share`` 0.40: ~half of mainnet pump transactions use lookup tables.
+- ``shards`` 2: the market is simulated as two independent halves that share the clock
+  and the blocks, each with half of the launches, warm tokens and multi-wallet actors and
+  retail of its own (no actor trades in both halves), generated side by side on two cores
+  and merged into one stream (:mod:`pocketwatcher.sim.stream`). The output depends on
+  ``shards`` (it is part of the run's definition), not on how many cores run them.
 - ``warm_tokens`` 6: the stream is tapped mid-market, so a few tokens already exist when
   the capture starts (two graduated pools, one runner near completion, three growers);
   without them the first minutes would only hold launches.
@@ -55,6 +60,7 @@ class SimConfig(BaseModel):
     skip_rate: float = Field(0.04, ge=0, lt=0.5, description="share of slots whose leader produced no block")
     start_unix: int = Field(1_793_491_200, description="wall time of the first slot (2026-11-01T00:00Z)")
     start_slot: int = Field(460_000_000, ge=0, description="number of the first slot")
+    shards: int = Field(2, ge=1, le=4, description="independent market shards merged into one stream")
     bot_program_share: float = Field(0.5, ge=0, le=1, description="bot trades routed through the bot's program")
 
     @model_validator(mode="after")

@@ -2,10 +2,12 @@
 
 Holds the well-known accounts, the simulated address lookup tables, the cache of
 compiled :class:`~pocketwatcher.sim.shape.Shape` objects (keyed by transaction variant),
-the deterministic signature stream and the position of the transaction being built
-(slot, index in block, stream time). The builders (``createtx``, ``pumptx``,
+the deterministic signature stream, and the slot's output: each transaction's
+``SubscribeUpdateTransactionInfo`` body (without its index), the market time it was sent at
+and which ones are bundled behind the previous one. The builders (``createtx``, ``pumptx``,
 ``pumpswaptx``, ``transfertx``) ask it for a shape, change account state, and call
-:meth:`Encoder.finish`.
+:meth:`Encoder.finish`; the stream merger (:mod:`pocketwatcher.sim.stream`) places them in
+their block.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections.abc import Callable
 
 from .accounts import SPL_RENT, T22_RENT, TOKEN, TOKEN22, Account, derived, known_accounts, unb58
 from .shape import Ix, Shape, Spec, V
-from .wire import created_at_field, ld, varint
 
 FEE_PER_SIGNATURE = 5_000
 TOKEN_PK = unb58(TOKEN)
@@ -84,22 +85,21 @@ def ata_ix(payer: str, ata: str, owner: str, mint: str, t22: bool, new: bool, in
 
 
 class Encoder:
-    def __init__(self, seed: int, filters: tuple[str, ...] = ("pocketwatcher",)) -> None:
+    def __init__(self, sig_seed: int) -> None:
         self.consts: dict[str, Account] = known_accounts()
         self.tables = {name: Account(derived(b"alt", name.encode()), 1_113_600) for name in TABLES}
         self._shapes: dict[tuple, Shape] = {}
         self._structures: dict[tuple, Shape] = {}
         self.share_structures = True  # False compiles every shape from scratch (tests compare the two)
-        self._sig = random.Random(seed * 7919 + 17)
+        self._sig = random.Random(sig_seed)
         self._sig_buf = b""
         self._sig_i = 0
-        self.filters = b"".join(ld(b"\x0a", f.encode()) for f in filters)
-        self.slot = 0
-        self.index = 0
         self.blockhash_f = b""
-        self.created_at_f = b""
-        self._slot_f = (-1, b"")
-        self.out: list[bytes] = []
+        self.now = 0.0  # market time of the transaction being built (set by Market.position)
+        self.bundle_next = False  # it goes right behind the previous one (a bundle)
+        self.out: list[bytes] = []  # this slot's transaction-info bodies
+        self.times: list[float] = []  # their market times
+        self.bundled: list[int] = []  # positions in ``out`` of those placed right behind the previous one
         self.transactions = 0
         self.failed = 0
         self.versioned = 0
@@ -136,15 +136,8 @@ class Encoder:
     def shapes(self) -> int:
         return len(self._shapes)
 
-    def position(self, slot: int, index: int, blockhash: bytes, created_at: float) -> None:
-        """Where the next transaction lands (the market sets these fields directly on its hot path)."""
-        self.slot = slot
-        self.index = index
-        self.blockhash_f = b"\x1a\x20" + blockhash
-        self.created_at_f = created_at_field(created_at)
-
     def finish(self, sh: Shape, full: list[Account], pre: tuple, vals: dict, fee: int) -> bytes:
-        """Encode the transaction and queue its bytes; returns its 64-byte signature.
+        """Encode the transaction and add it to the slot's output; returns its 64-byte signature.
 
         Signatures are deterministic pseudo-random bytes, drawn in blocks of 1,024.
         """
@@ -156,10 +149,12 @@ class Encoder:
         sig = self._sig_buf[i:i + 64]
         if sh.fail_at is not None:
             self.failed += 1
-        if self._slot_f[0] != self.slot:
-            self._slot_f = (self.slot, b"\x10" + varint(self.slot))
-        self.out.append(sh.encode(full, pre, vals, sig, fee, self._slot_f[1], self.index, self.blockhash_f,
-                                  self.filters, self.created_at_f))
+        out = self.out
+        if self.bundle_next:
+            self.bundled.append(len(out))
+            self.bundle_next = False
+        out.append(sh.encode(full, pre, vals, sig, fee, self.blockhash_f))
+        self.times.append(self.now)
         self.transactions += 1
         self.versioned += sh.versioned
         return sig

@@ -39,7 +39,7 @@ class Launches:
         self.m = m
         self.rng = m.rng
         self.clock = 0.0
-        self.rate = m.cfg.launches_per_minute / 60.0
+        self.rate = m.cfg.launches_per_minute / 60.0 / m.shards
         shares = m.cfg.shares
         self.kinds = [k for k in ARCHETYPES if shares.get(k, 0) > 0]
         self.weights = [shares[k] for k in self.kinds]
@@ -73,7 +73,7 @@ class Launches:
             dev = m.agents.one_off_dev()
         name, sym = self._name()
         tok = Token(m.next_token_id, m.keys, dev, name, sym, arch)
-        m.next_token_id += 1
+        m.next_token_id += m.shards
         tok.life = life = Life(m, tok, p.phases, t)
         life.reserved.add(dev)
         bundle = []
@@ -122,12 +122,12 @@ class Launches:
     def warm_start(self, n: int) -> None:
         m, rng = self.m, self.rng
         kinds = ("pool", "pool", "late_runner", "slow", "slow", "slow")
-        for i in range(n):
+        for i in range(m.shard, n, m.shards):
             kind = kinds[i % len(kinds)]
             arch = "runner" if kind in ("pool", "late_runner") else "slow"
             name, sym = self._name()
             tok = Token(m.next_token_id, m.keys, m.agents.one_off_dev(), name, sym, arch)
-            m.next_token_id += 1
+            m.next_token_id += m.shards
             tok.pre_existing = True
             age = int(rng.uniform(3_000, 40_000))
             tok.launch_slot = m.cfg.start_slot - age

@@ -1,12 +1,13 @@
-"""The market clock: slots, the event queue, and the stream of updates each slot produces.
+"""One shard of the market: its event queue, and the transactions each slot produces.
 
-Simulated time advances slot by slot: ~400 ms with jitter, a few percent of slots
-skipped (no block; their transactions land in the next one). Everything that happens
-— launches, trades, funding, migrations — is an event on one heap ordered by time (ties
-by insertion), so a seed fully determines the run. Per produced slot the stream carries
-its transactions (increasing, gappy ``index`` in block, ``created_at`` when a processed-
-commitment subscriber would receive them), then a ``block_meta`` update with
-``block_time`` and a ``slot`` update.
+A run is ``SimConfig.shards`` independent shards (see :mod:`pocketwatcher.sim.stream`, which
+runs them side by side and merges their output into one stream). All shards follow one
+:class:`Clock`: simulated time advances slot by slot, ~400 ms with jitter, a few percent of
+slots skipped (no block; their transactions land in the next one). Within a shard,
+everything that happens — launches, trades, funding, migrations — is an event on one heap
+ordered by time (ties by insertion), so a seed fully determines the run. Per produced slot
+a shard hands on its transactions' bodies with the market time each was sent at; the
+merger places them in the block.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import hashlib
 import heapq
 import random
 from collections.abc import Iterator
-from math import log
 
-from .accounts import KeyFactory, b58
+from .accounts import KeyFactory
 from .agents import Agents
 from .config import SimConfig
 from .createtx import CreateTx
@@ -28,17 +28,61 @@ from .pumptx import PumpTx
 from .trading import Trading
 from .transfertx import TransferTx
 from .truth import Truth
-from .wire import SLOT_PROCESSED, block_meta_update, created_at_field, slot_update
+
+
+def derive_seed(*parts: object) -> int:
+    """A 64-bit seed for one random stream of a run (the clock, a shard's market, its signatures)."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+class Clock:
+    """The slots of a run: every shard and the merger iterate the same sequence.
+
+    Yields ``(slot, start, end)`` per produced slot, in simulated seconds from the start;
+    skipped slots are counted in ``skipped``.
+    """
+
+    def __init__(self, cfg: SimConfig, seed: int, end: float) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.end = end
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[tuple[int, float, float]]:
+        cfg = self.cfg
+        rng = random.Random(derive_seed("clock", self.seed))
+        gauss, random_, mean, jitter, skip = rng.gauss, rng.random, cfg.slot_seconds, cfg.slot_jitter, cfg.skip_rate
+        t = 0.0
+        slot = cfg.start_slot
+        while t < self.end:
+            dur = gauss(mean, jitter)
+            t_end = t + (dur if dur > 0.3 else 0.3)
+            if random_() < skip:
+                self.skipped += 1
+            else:
+                yield slot, t, t_end
+            slot += 1
+            t = t_end
+
+
+def block_hash(keys: KeyFactory, slot: int) -> bytes:
+    return hashlib.sha256(keys.key(f"blockhash:{slot}")).digest()
 
 
 class Market:
-    def __init__(self, cfg: SimConfig, seed: int, minutes: float) -> None:
+    """Shard ``shard`` of ``cfg.shards``: its own tokens, actors and random streams."""
+
+    def __init__(self, cfg: SimConfig, seed: int, minutes: float, shard: int = 0) -> None:
+        if not 0 <= shard < cfg.shards:
+            raise ValueError(f"shard {shard} out of range for {cfg.shards} shards")
         self.cfg = cfg
         self.seed = seed
-        self.rng = random.Random(seed)
+        self.shard = shard
+        self.shards = cfg.shards
+        self.rng = random.Random(derive_seed("market", seed, shard))
         self.end = minutes * 60.0
-        self.keys = KeyFactory(seed)
-        self.enc = Encoder(seed)
+        self.keys = KeyFactory(seed)  # labels carry ids unique across shards (ids step by ``shards``)
+        self.enc = Encoder(derive_seed("signatures", seed, shard))
         self.pump = PumpTx(self.enc)
         self.create_tx = CreateTx(self.enc)
         self.pswap = PumpSwapTx(self.enc)
@@ -48,14 +92,11 @@ class Market:
         self._seq = 0
         self.now = 0.0
         self.slot = cfg.start_slot
-        self.index = 0
+        self.index = 0  # number of the last placed transaction in this shard (truth rows carry it)
         self.block_time = cfg.start_unix
-        self._start_unix = cfg.start_unix
         self.slot_trades: dict[int, int] = {}
-        self.next_token_id = 0
-        self._slot_end = 0.0
-        self._last_ca = 0.0
-        self._hashes: list[bytes] = [b"\x1a\x20" + self._hash(cfg.start_slot - k) for k in range(8, 0, -1)]
+        self.next_token_id = shard  # token ids step by ``shards``: unique across shards
+        self._hashes: list[bytes] = [b"\x1a\x20" + block_hash(self.keys, cfg.start_slot - k) for k in range(8, 0, -1)]
         self.agents = Agents(self)
         self.trading = Trading(self)
         self.buy = self.trading.buy
@@ -69,47 +110,26 @@ class Market:
         self._seq += 1
         heapq.heappush(self.queue, (t, self._seq, fn, args))
 
-    def _hash(self, slot: int) -> bytes:
-        return hashlib.sha256(self.keys.key(f"blockhash:{slot}")).digest()
-
-    def position(self, gap: int | None = None) -> None:
-        """Place the next transaction: index in block and stream time (``gap`` 1 = bundled)."""
-        r = self.rng.random()
-        self.index = index = self.index + (gap if gap is not None else 1 + int(-log(1.0 - r) * 6.67))  # others' txs
-        ca = self.now + 0.004 + 0.02 * r
-        if ca > self._slot_end:
-            ca = self._slot_end
-        if ca < self._last_ca:
-            ca = self._last_ca
-        self._last_ca = ca
+    def position(self, bundled: bool = False) -> None:
+        """Start the next transaction: it is sent now (``bundled``: right behind the previous one)."""
         enc = self.enc
-        enc.slot = self.slot
-        enc.index = index
+        enc.now = self.now
+        enc.bundle_next = bundled
+        self.index = n = enc.transactions
         hashes = self._hashes
-        enc.blockhash_f = hashes[-1 - index % len(hashes)]
-        enc.created_at_f = created_at_field(self._start_unix + ca)
+        enc.blockhash_f = hashes[-1 - n % len(hashes)]  # a recent blockhash, some older than others
 
-    def run(self) -> Iterator[list[bytes]]:
-        """Yield, per produced slot, its updates (serialized ``SubscribeUpdate`` bytes)."""
-        cfg, rng, enc = self.cfg, self.rng, self.enc
+    def run(self) -> Iterator[tuple[list[float], list[int], list[bytes]]]:
+        """Per produced slot: its transactions' market times, bundled positions and bodies."""
+        cfg, enc = self.cfg, self.enc
         self.launches.warm_start(cfg.warm_tokens)
         self.launches.start()
-        t = 0.0
-        parent = cfg.start_slot - 1
-        parent_hash = b58(self._hash(parent))
-        height = 420_000_000 + (cfg.start_slot - 460_000_000) * 9 // 10
         queue = self.queue
-        while t < self.end:
-            dur = max(0.3, rng.gauss(cfg.slot_seconds, cfg.slot_jitter))
-            t_end = t + dur
-            if rng.random() < cfg.skip_rate:
-                self.skipped += 1
-                self.slot += 1
-                t = t_end
-                continue
-            self.block_time = int(cfg.start_unix + t)
-            self.index = rng.randrange(40)
-            self._slot_end = t_end
+        start_unix = cfg.start_unix
+        clock = Clock(cfg, self.seed, self.end)
+        for slot, t, t_end in clock:
+            self.slot = slot
+            self.block_time = int(start_unix + t)
             self.slot_trades.clear()
             while queue and queue[0][0] < t_end:
                 tq, _, fn, args = heapq.heappop(queue)
@@ -118,23 +138,12 @@ class Market:
                     fn(*args)
                 else:  # most events are ticks: a plain call is specialized, fn(*()) is not
                     fn()
-            out = enc.out
-            enc.out = []
-            ca = max(self._last_ca, t_end) + 0.01 + 0.02 * rng.random()
-            self._last_ca = ca
-            bh = self._hash(self.slot)
-            bh58 = b58(bh)
-            height += 1
-            n_txs = self.index + rng.randrange(1, 60)  # the block also holds votes and other programs' txs
-            out.append(block_meta_update(enc.filters, self.slot, bh58, self.block_time, height, parent,
-                                         parent_hash, n_txs, 64 + n_txs // 3, cfg.start_unix + ca))
-            out.append(slot_update(enc.filters, self.slot, parent, SLOT_PROCESSED, cfg.start_unix + ca + 0.001))
-            self._last_ca = ca + 0.001
-            self._hashes.append(b"\x1a\x20" + bh)
+            out = (enc.times, enc.bundled, enc.out)
+            enc.times, enc.bundled, enc.out = [], [], []
+            self._hashes.append(b"\x1a\x20" + block_hash(self.keys, slot))
             if len(self._hashes) > 16:
                 del self._hashes[0]
-            parent, parent_hash = self.slot, bh58
-            self.slot += 1
             self.slots += 1
-            t = t_end
+            self.skipped = clock.skipped
             yield out
+        self.skipped = clock.skipped

@@ -8,18 +8,20 @@ from collections import Counter
 from pathlib import Path
 
 from ..geyser.capture import CaptureWriter
+from . import truth
 from .config import DEFAULT_LAUNCHES_PER_MINUTE, SimConfig
-from .market import Market
+from .stream import Simulation
 
 CAPTURE_NAME = "capture.pwcap"
 
 
 def simulate(minutes: float, seed: int, out_dir: Path, *,
              launches_per_minute: float = DEFAULT_LAUNCHES_PER_MINUTE, progress: bool = True,
-             config: SimConfig | None = None, level: int = 1) -> dict:
+             config: SimConfig | None = None, level: int = 1, processes: bool | None = None) -> dict:
     """Simulate ``minutes`` of pump.fun / PumpSwap activity for ``seed`` into ``out_dir``.
 
-    Deterministic: the same (minutes, seed, config, level) writes identical bytes.
+    Deterministic: the same (minutes, seed, config, level) writes identical bytes, whether
+    the shards run in processes of their own (``processes``; default: with 2+ cores) or not.
     ``config`` overrides every setting; otherwise the defaults with ``launches_per_minute``.
     ``level`` is the zstd level of the capture: 1 by default (a third cheaper to compress
     than 3, files ~20 % larger); use 3 for a file that is shipped. Returns the summary
@@ -30,7 +32,7 @@ def simulate(minutes: float, seed: int, out_dir: Path, *,
     cfg = config or SimConfig(launches_per_minute=launches_per_minute)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    m = Market(cfg, seed, minutes)
+    sim = Simulation(cfg, seed, minutes, processes=processes)
     meta = {"source": "pocketwatcher.sim", "seed": seed, "minutes": minutes, "config": cfg.model_dump(),
             "start_slot": cfg.start_slot, "start_unix": cfg.start_unix}
     path = out_dir / CAPTURE_NAME
@@ -38,57 +40,65 @@ def simulate(minutes: float, seed: int, out_dir: Path, *,
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of short-lived bytes, no garbage cycles worth a collection pass
     try:
-        with CaptureWriter(path, meta, level=level, background=True) as cap:  # zstd on the other core
-            bar = _Progress(m, minutes) if progress else None
-            batch: list[bytes] = []
-            for out in m.run():
-                batch += out
-                if len(batch) >= _BATCH:
-                    cap.write_many(batch)
-                    batch = []
-                if bar is not None and m.slots % 50 == 0:
-                    bar.update()
-            cap.write_many(batch)
-            if bar is not None:
-                bar.close()
-            updates = cap.count
+        sim.start()  # before any thread of ours exists: shard processes can be forked
+        try:
+            with CaptureWriter(path, meta, level=level, background=True) as cap:  # zstd on a thread of its own
+                bar = _Progress(sim) if progress else None
+                batch: list[bytes] = []
+                for out in sim.run():
+                    batch += out
+                    if len(batch) >= _BATCH:
+                        cap.write_many(batch)
+                        batch = []
+                    if bar is not None and sim.slots % 50 == 0:
+                        bar.update()
+                cap.write_many(batch)
+                if bar is not None:
+                    bar.close()
+                updates = cap.count
+        finally:
+            sim.close()
         elapsed = time.perf_counter() - t0
-        summary = _summary(m, minutes, seed, updates, path.stat().st_size)
-        m.truth.write(out_dir, summary)  # still without gc: a pass over the market's objects costs ~0.1 s
+        summary = _summary(sim, minutes, seed, updates, path.stat().st_size)
+        truth.write(out_dir, sim.tables, summary)
         result = {**summary, "elapsed_s": round(elapsed, 3),
-                  "tx_per_s": round(m.enc.transactions / elapsed, 1) if elapsed else None}
+                  "tx_per_s": round(sim.transactions / elapsed, 1) if elapsed else None}
     finally:
         # Nothing may allocate between here and the return: every object of the run is still in
         # the youngest generation, so the first allocation with gc on starts a pass over all of
-        # them (~0.07 s for 10 simulated minutes) while the market is still alive — a pass that
-        # frees nothing. After the return the market is garbage and the caller's first pass frees it.
+        # them while the run's objects are still alive — a pass that frees nothing. After the
+        # return they are garbage and the caller's first pass frees them.
         if gc_was_on:
             gc.enable()
     return result
 
 
-def _summary(m: Market, minutes: float, seed: int, updates: int, size: int) -> dict:
-    enc, truth = m.enc, m.truth
-    programs = Counter(row[-1] for row in truth.trade_rows)
-    tokens = truth.tokens
-    launched = [t for t in tokens if not t.pre_existing]
+def _summary(sim: Simulation, minutes: float, seed: int, updates: int, size: int) -> dict:
+    c, t = sim.counts, sim.tables
+    assert t is not None
+    n = c["transactions"]
+    mints = t["mints"]
+    launched = [not p for p in mints["pre_existing"]]
+    actors = dict(zip(t["actors"]["actor_id"], t["actors"]["kind"], strict=True))
+    start = sim.cfg.start_slot
     return {
-        "minutes": minutes, "seed": seed,
-        "slots": m.slots, "skipped_slots": m.skipped,
-        "transactions": enc.transactions, "failed": enc.failed,
-        "failed_share": round(enc.failed / enc.transactions, 4) if enc.transactions else 0.0,
-        "v0_share": round(enc.versioned / enc.transactions, 4) if enc.transactions else 0.0,
-        "trades": len(truth.trade_rows), "trades_pumpfun": programs["pumpfun"],
-        "trades_pumpswap": programs["pumpswap"],
-        "launches": len(launched), "pre_existing_tokens": len(tokens) - len(launched),
-        "archetypes": dict(sorted(Counter(t.archetype for t in launched).items())),
-        "completed": sum(1 for t in tokens if (t.complete_slot or 0) >= m.cfg.start_slot),
-        "migrations": sum(1 for t in tokens if (t.migrated_slot or 0) >= m.cfg.start_slot),
-        "funding_transfers": len(truth.funding["slot"]),
-        "wallets": len(truth.wallet_rows),
-        "actors": dict(sorted(Counter(a.kind for a in {id(a): a for a, _, _ in truth.wallet_rows}.values()).items())),
+        "minutes": minutes, "seed": seed, "shards": sim.cfg.shards,
+        "slots": sim.slots, "skipped_slots": sim.skipped,
+        "transactions": n, "failed": c["failed"],
+        "failed_share": round(c["failed"] / n, 4) if n else 0.0,
+        "v0_share": round(c["versioned"] / n, 4) if n else 0.0,
+        "trades": len(t["trades"]["program"]), "trades_pumpfun": t["trades"]["program"].count("pumpfun"),
+        "trades_pumpswap": t["trades"]["program"].count("pumpswap"),
+        "launches": sum(launched), "pre_existing_tokens": len(launched) - sum(launched),
+        "archetypes": dict(sorted(Counter(a for a, new in zip(mints["archetype"], launched, strict=True)
+                                          if new).items())),
+        "completed": sum(1 for s in mints["complete_slot"] if (s or 0) >= start),
+        "migrations": sum(1 for s in mints["migrated_slot"] if (s or 0) >= start),
+        "funding_transfers": len(t["funding"]["slot"]),
+        "wallets": len(t["actors"]["wallet"]),
+        "actors": dict(sorted(Counter(actors.values()).items())),
         "updates": updates, "capture_bytes": size, "mb": round(size / 1e6, 3),
-        "shapes": enc.shapes,
+        "shapes": c["shapes"],
     }
 
 
@@ -98,23 +108,23 @@ _BATCH = 1024  # updates per compressor call
 class _Progress:
     """A rich progress bar over simulated time, with the generation rate and ETA."""
 
-    def __init__(self, m: Market, minutes: float) -> None:
+    def __init__(self, sim: Simulation) -> None:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-        self.m = m
+        self.sim = sim
         self.t0 = time.perf_counter()
         self.p = Progress(TextColumn("[bold]simulating"), BarColumn(), TaskProgressColumn(),
                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
-        self.task = self.p.add_task("sim", total=minutes * 60.0, rate="")
+        self.task = self.p.add_task("sim", total=sim.end, rate="")
         self.p.start()
 
     def update(self) -> None:
         dt = time.perf_counter() - self.t0
-        n = self.m.enc.transactions
+        n = self.sim.transactions
         rate = f"{n:,} tx, {n / dt:,.0f} tx/s" if dt > 0 else ""
-        self.p.update(self.task, completed=min(self.m.now, self.m.end), rate=rate)
+        self.p.update(self.task, completed=min(self.sim.now, self.sim.end), rate=rate)
 
     def close(self) -> None:
         self.update()
-        self.p.update(self.task, completed=self.m.end)
+        self.p.update(self.task, completed=self.sim.end)
         self.p.stop()

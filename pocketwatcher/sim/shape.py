@@ -293,14 +293,17 @@ class Shape:
         return b"".join(t), self._pre_tokens(full)
 
     def encode(self, full: list[Account], pre: tuple[bytes, bytes], vals: dict, sig: bytes, fee: int,
-               slot: bytes, index: int, blockhash_f: bytes, filters: bytes, created_at: bytes) -> bytes:
-        """The ``SubscribeUpdate`` bytes; ``slot`` and ``created_at`` are their encoded fields.
+               blockhash_f: bytes) -> bytes:
+        """The transaction's ``SubscribeUpdateTransactionInfo`` body, without its ``index`` field.
 
-        One join over the shape's whole-update template (:meth:`_freeze`): only the lengths
-        of the meta, transaction info and update wrap the variable-length balances and fee.
+        Where the transaction lands in its block is decided when the shards' streams are
+        merged (:mod:`pocketwatcher.sim.stream`), which adds the index, the slot, the
+        update's wrapping and ``created_at`` around these bytes. One join over the shape's
+        template (:meth:`_freeze`): only the meta's length wraps the variable-length
+        balances and fee.
         """
-        fz = self._fz or self._freeze(vals, filters)
-        t, key_get, ix_get, body_get, meta_k, info_k, head_n = fz
+        fz = self._fz or self._freeze(vals)
+        t, key_get, ix_get, body_get, meta_k, head_n = fz
         pre_bal, pre_tok = pre
         b = self._bal_tmpl  # as in snapshot
         b[1::2] = [a.lamv for a in self._bal_get(full)]
@@ -311,24 +314,19 @@ class Shape:
         qn = _V[len(post_bal)]
         n = meta_k + len(fee_v) + len(pn) + len(pre_bal) + len(qn) + len(post_bal) + len(pre_tok) + len(post_tok)
         meta_n = _V[n] if n < 16384 else varint(n)
-        index_f = (b"\x28" + (_V[index] if index < 16384 else varint(index))) if index else b""
-        n += info_k + len(meta_n) + len(index_f)
-        info_n = _V[n] if n < 16384 else varint(n)
-        n += 1 + len(info_n) + len(slot)
-        sut_n = _V[n] if n < 16384 else varint(n)
-        t[1::2] = [sut_n, info_n, sig, sig, *[a.kf for a in key_get(full)], blockhash_f, *ix_get(vals), meta_n, fee_v,
-                   pn, pre_bal, qn, post_bal, *body_get(vals), pre_tok, post_tok, index_f, slot, created_at]
+        t[1::2] = [sig, sig, *[a.kf for a in key_get(full)], blockhash_f, *ix_get(vals), meta_n, fee_v,
+                   pn, pre_bal, qn, post_bal, *body_get(vals), pre_tok, post_tok]
         out = b"".join(t)
-        if len(out) != head_n + len(sut_n) + n + len(created_at):
+        if len(out) != head_n + len(meta_n) + n:
             raise ValueError(f"shape {self.spec.swap_path}: a per-transaction value changed length")
         return out
 
-    def _freeze(self, vals: dict, filters: bytes) -> tuple:
-        """Compile the whole-update template, using this transaction's value lengths.
+    def _freeze(self, vals: dict) -> tuple:
+        """Compile the transaction-info template, using this transaction's value lengths.
 
         Every per-transaction value of a shape has a fixed length (amounts are fixed-width
         integers, events fixed layouts), so every length prefix around them is a constant:
-        only the balances, token balances, fee and index vary in length. The template holds
+        only the balances, token balances and fee vary in length (and the meta's length). The template holds
         the constant chunks in its even slots and the per-transaction pieces, in wire order,
         in its odd ones; ``encode`` fills them with one slice assignment and joins once, and
         checks that the total length still adds up.
@@ -362,25 +360,23 @@ class Shape:
             err = custom_error(self.fail_at, self.fail_code)
             err_f = b"\x0a" + _V[len(err) + 2] + b"\x0a" + _V[len(err)] + err
         m = _Mark
-        items = [filters + b"\x22", m.SUT, b"\x0a", m.INFO, b"\x0a\x40", m.SIG, tx_head + b"\x0a\x40", m.SIG,
+        items = [b"\x0a\x40", m.SIG, tx_head + b"\x0a\x40", m.SIG,
                  msg_head, *keys_plan, m.BH, *ix_plan, self._msg_tail + b"\x22", m.META, err_f + b"\x10", m.FEE,
-                 b"\x1a", m.PN, m.PRE, b"\x22", m.QN, m.POST, *body_plan, m.PRE_TOK, m.POST_TOK, self._meta_tail,
-                 m.INDEX, m.SLOT, m.CREATED]
+                 b"\x1a", m.PN, m.PRE, b"\x22", m.QN, m.POST, *body_plan, m.PRE_TOK, m.POST_TOK, self._meta_tail]
         tmpl, slots = plans.template(items)
         keys = [x for x in slots if x.__class__ is int]
         ix_names = [x for x in ix_plan if x.__class__ is str]
         body_names = [x for x in body_plan if x.__class__ is str]
         meta_k = len(err_f) + 3 + size(body_plan) + len(self._meta_tail)
-        info_k = 66 + len(tx_head) + 66 + len(msg_head) + msg_len + 1  # up to the meta's tag
-        self._fz = (tmpl, _getter(keys), _getter(ix_names), _getter(body_names), meta_k, info_k, len(filters) + 1)
+        head_n = 66 + len(tx_head) + 66 + len(msg_head) + msg_len + 1  # up to the meta's tag
+        self._fz = (tmpl, _getter(keys), _getter(ix_names), _getter(body_names), meta_k, head_n)
         return self._fz
 
 
 class _Mark:
-    """Markers of the per-transaction pieces in a whole-update template (see ``Shape._freeze``)."""
+    """Markers of the per-transaction pieces in a transaction-info template (see ``Shape._freeze``)."""
 
-    SUT, INFO, SIG, BH, META, FEE, PN, PRE, QN, POST, PRE_TOK, POST_TOK, INDEX, SLOT, CREATED = (
-        object() for _ in range(15))
+    SIG, BH, META, FEE, PN, PRE, QN, POST, PRE_TOK, POST_TOK = (object() for _ in range(10))
 
 
 

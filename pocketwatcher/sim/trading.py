@@ -48,6 +48,8 @@ class Trading:
         self.fail_scale = max(m.cfg.failed_share, 0.01)
         self.target = m.cfg.failed_share
         self.v0_share = m.cfg.v0_share
+        # each shard tips its own Jito tip accounts: their balances stay continuous in the merged stream
+        self.tips = [m.enc.consts[f"tip{i}"] for i in range(8) if i % m.shards == m.shard]
 
     # ---- policy ------------------------------------------------------------------------------
 
@@ -72,7 +74,8 @@ class Trading:
         return self.rng.random() < (p if p < 0.9 else 0.9)
 
     def tip(self, lamports: int) -> tuple:
-        return self.enc.consts[f"tip{int(self.rng.random() * 8)}"], lamports
+        tips = self.tips
+        return tips[int(self.rng.random() * len(tips))], lamports
 
     def _done(self, sig: bytes, path: str, w: Wallet, tok: Token, side: str, tokens: int, quote: int,
               program: str) -> None:
@@ -83,7 +86,7 @@ class Trading:
 
     def _failed(self, sig: bytes, w: Wallet, tok: Token, side: str, program: str, code: int) -> bool:
         m = self.m
-        m.truth.fail(sig, m.slot, tok.mint, w, side, program, code)
+        m.truth.fail(sig, m.slot, m.index, tok.mint, w, side, program, code)
         m.slot_trades[tok.id] = m.slot_trades.get(tok.id, 0) + 1
         return False
 
@@ -108,7 +111,7 @@ class Trading:
         q = c.buy_quote(max(1, c.tokens_for_sol(spend)))
         if q.sol < MIN_SOL:
             return False
-        m.position(1 if bundle else None)
+        m.position(bundle)
         if fail:
             limit = int(q.total * (1 - (0.002 + (0.12 - 0.002) * self.rng.random())))
             sig, _ = m.pump.buy(w, tok, q, limit, m.block_time, TOO_MUCH_SOL, st)
@@ -215,4 +218,4 @@ class Trading:
             src.acct.add_lam(1_000 * SOL)  # funders are refilled from outside the simulated market
         m.position()
         sig = m.xfer.fund(src, dst, lamports, cu_price=int(self.rng.uniform(10_000, 200_000)))
-        m.truth.fund(m.slot, sig, src, dst, lamports)
+        m.truth.fund(m.slot, m.index, sig, src, dst, lamports)

@@ -12,8 +12,9 @@
   signature, ix ("3" or "3.0"), slot, tx_index, block_time, mint, trader, actor_id, side,
   token_amount, quote_amount (lamports; pump.fun: the TradeEvent's sol_amount, fees
   excluded; PumpSwap: the quote that moved between the user and the pool vault), program;
-- ``failed.parquet`` — trade attempts that failed on chain (no swap may be reported);
-- ``funding.parquet`` — slot, signature, from, to, lamports, actor_id;
+- ``failed.parquet`` — trade attempts that failed on chain (no swap may be reported):
+  signature, slot, tx_index, mint, trader, actor_id, side, program, error;
+- ``funding.parquet`` — slot, tx_index, signature, from, to, lamports, actor_id;
 - ``summary.json`` — run figures (``simulate`` returns the same dict).
 """
 
@@ -48,7 +49,8 @@ _actor_id = attrgetter("actor.id")
 TRADE_COLUMNS = ("signature", "ix", "slot", "tx_index", "block_time", "mint", "trader", "actor_id", "side",
                  "token_amount", "quote_amount", "program")
 
-FAILED_COLUMNS = ("signature", "slot", "mint", "trader", "actor_id", "side", "program", "error")
+FAILED_COLUMNS = ("signature", "slot", "tx_index", "mint", "trader", "actor_id", "side", "program", "error")
+TABLES = ("mints", "actors", "trades", "failed", "funding")
 
 
 class Truth:
@@ -56,7 +58,8 @@ class Truth:
         self.wallet_rows: list[tuple] = []
         self.trade_rows: list[tuple] = []
         self.failed_rows: list[tuple] = []
-        self.funding: dict[str, list] = {k: [] for k in ("slot", "signature", "from", "to", "lamports", "actor_id")}
+        self.funding: dict[str, list] = {k: [] for k in ("slot", "tx_index", "signature", "from", "to", "lamports",
+                                                          "actor_id")}
         self.tokens: list = []
 
     def wallet(self, actor, w) -> None:
@@ -87,22 +90,22 @@ class Truth:
             list(map(_wallet_b58, w)), list(map(_actor_id, w)), list(side), list(tok), list(quote), list(prog),
         ), strict=True))
 
-    def fail(self, sig: bytes, slot: int, mint, w, side: str, program: str, error: int) -> None:
-        self.failed_rows.append((sig, slot, mint, w, side, program, error))
+    def fail(self, sig: bytes, slot: int, index: int, mint, w, side: str, program: str, error: int) -> None:
+        self.failed_rows.append((sig, slot, index, mint, w, side, program, error))
 
     @property
     def failed(self) -> dict[str, list]:
         if not self.failed_rows:
             return {k: [] for k in FAILED_COLUMNS}
-        sig, slot, mint, w, side, program, error = zip(*self.failed_rows, strict=True)
+        sig, slot, index, mint, w, side, program, error = zip(*self.failed_rows, strict=True)
         return dict(zip(FAILED_COLUMNS, (
-            _sigs(sig), list(slot), list(map(_b58, mint)), list(map(_wallet_b58, w)),
+            _sigs(sig), list(slot), list(index), list(map(_b58, mint)), list(map(_wallet_b58, w)),
             list(map(_actor_id, w)), list(side), list(program), list(error),
         ), strict=True))
 
-    def fund(self, slot: int, sig: bytes, src, dst, lamports: int) -> None:
+    def fund(self, slot: int, index: int, sig: bytes, src, dst, lamports: int) -> None:
         f = self.funding
-        for k, v in (("slot", slot), ("signature", sig_b58(sig)), ("from", src.acct.b58), ("to", dst.acct.b58),
+        for k, v in (("slot", slot), ("tx_index", index), ("signature", sig_b58(sig)), ("from", src.acct.b58), ("to", dst.acct.b58),
                      ("lamports", lamports), ("actor_id", dst.actor.id)):
             f[k].append(v)
 
@@ -120,13 +123,45 @@ class Truth:
                 cols[k].append(v)
         return cols
 
-    def write(self, out_dir: Path, summary: dict) -> None:
-        d = Path(out_dir) / "truth"
-        d.mkdir(parents=True, exist_ok=True)
-        for name, cols in (("mints", self.mint_rows()), ("actors", self.actors), ("trades", self.trades),
-                           ("failed", self.failed), ("funding", self.funding)):
-            pq.write_table(pa.table(_typed(cols)), d / f"{name}.parquet", compression="zstd")
-        (d / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    def tables(self) -> dict[str, dict[str, list]]:
+        """Every table as plain columns; ``tx_index`` is still the shard's transaction number."""
+        return {"mints": self.mint_rows(), "actors": self.actors, "trades": self.trades, "failed": self.failed,
+                "funding": self.funding}
+
+
+def merge(parts: list[dict[str, dict[str, list]]], indexes: list[list[int]]) -> dict[str, dict[str, list]]:
+    """One run's tables from its shards' (:meth:`Truth.tables`), in stream order.
+
+    ``indexes[k][n]`` is the index in block the merger gave shard ``k``'s ``n``-th
+    transaction. Trades, failed attempts and funding are ordered by (slot, index in
+    block); mints by launch slot; actors by shard.
+    """
+    out: dict[str, dict[str, list]] = {}
+    for name in TABLES:
+        cols = list(parts[0][name])
+        if "tx_index" in cols:
+            for part, idx in zip(parts, indexes, strict=True):
+                part[name]["tx_index"] = [idx[n] for n in part[name]["tx_index"]]
+        merged = {k: [v for part in parts for v in part[name][k]] for k in cols}
+        if name == "actors" or not merged[cols[0]]:
+            out[name] = merged
+            continue
+        if name == "mints":
+            order = sorted(range(len(merged["launch_slot"])), key=merged["launch_slot"].__getitem__)
+        else:
+            pos = list(zip(merged["slot"], merged["tx_index"], strict=True))
+            order = sorted(range(len(pos)), key=pos.__getitem__)
+        out[name] = {k: [v[i] for i in order] for k, v in merged.items()}
+    return out
+
+
+def write(out_dir: Path, tables: dict[str, dict[str, list]], summary: dict) -> None:
+    """``DIR/truth/``: the tables as Parquet, and ``summary.json``."""
+    d = Path(out_dir) / "truth"
+    d.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        pq.write_table(pa.table(_typed(tables[name])), d / f"{name}.parquet", compression="zstd")
+    (d / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 _INT64 = {"slot", "tx_index", "block_time", "launch_slot", "complete_slot", "migrated_slot", "lamports", "error",

@@ -1,8 +1,10 @@
 """Regression: a launch planned after its own time is still funded before it happens.
 
-Seed 5 at 60 launches/minute skips the run's first slot and draws a launch at 0.34 s: its
-plan (queued at t = 0) only ran in the next produced slot, after the launch's time, and
-queued the fresh dev's and bundle wallets' funding behind the launch. The dev's
+A run whose first slot is skipped can draw a launch inside that slot: its plan (queued at
+t = 0) only runs in the next produced slot, after the launch's time, and used to queue the
+fresh dev's and bundle wallets' funding behind the launch. (Seed 5 did this before the
+market was sharded; seed 2532 does now: its first launch is bundled, and the funding of
+its wallets lands in the launch's own slot.) The dev's
 ``create_v2`` then spent SOL the wallet did not have yet ("lamports went negative") and
 the bundle's buys were skipped as unfunded. Now the funding comes first, in the same slot.
 """
@@ -24,8 +26,8 @@ KEY = ("signature", "ix", "program", "mint", "side", "trader", "token_amount", "
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim_seed5")
-    summary = simulate(0.5, 5, out, launches_per_minute=60, progress=False)  # used to raise ValueError
+    out = tmp_path_factory.mktemp("sim_seed2532")
+    summary = simulate(0.5, 2532, out, launches_per_minute=60, progress=False)  # used to raise ValueError
     txs = []
     for data in CaptureReader(out / "capture.pwcap"):
         u = geyser_pb2.SubscribeUpdate()
@@ -60,11 +62,14 @@ def test_first_launch_is_funded_then_created_then_bundled(run):
     create = trades[0]
     assert create["trader"] == first["creator"] and create["slot"] == first["launch_slot"]
     bundle = [t for t in trades if t["slot"] == first["launch_slot"] and t["actor_id"] == first["bundler_actor"]]
-    assert len(bundle) == 13  # the bundle's buys execute right behind the create
-    assert [t["tx_index"] for t in bundle] == list(range(create["tx_index"] + 1, create["tx_index"] + 14))
+    assert len(bundle) == 8  # the bundle's buys execute right behind the create
+    assert [t["tx_index"] for t in bundle] == list(range(create["tx_index"] + 1, create["tx_index"] + 9))
     funded = {f["to"]: pos[f["signature"]] for f in reversed(run["funding"])}
+    late = 0
     for t in [create, *bundle]:
         assert funded[t["trader"]] < (t["slot"], t["tx_index"])
+        late += funded[t["trader"]][0] == t["slot"]
+    assert late  # the case this guards: funding planned late, in the launch's own slot
 
 
 def test_wallets_born_empty_are_funded_before_their_first_transaction(run):
