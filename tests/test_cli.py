@@ -67,3 +67,14 @@ def test_demo_runs_the_full_pipeline_on_embedded_servers(tmp_path):
     # nothing left running: the embedded servers were stopped
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(state) not in ps
+
+
+def test_simulate_shards_inline_and_a_bad_shard_count(tmp_path):
+    out = run("simulate", "--minutes", "0.5", "--seed", "3", "--shards", "1", "--inline", "--out", str(tmp_path / "a"))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.splitlines()[-1])
+    assert summary["shards"] == 1 and summary["transactions"] > 50
+    assert (tmp_path / "a" / "capture.pwcap").stat().st_size > 0 and (tmp_path / "a" / "truth" / "trades.parquet").exists()
+    bad = run("simulate", "--minutes", "0.5", "--shards", "9", "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "shards" in bad.stderr and "4" in bad.stderr
+    assert not (tmp_path / "b").exists()

@@ -47,6 +47,16 @@ def test_processes_or_not_the_same_bytes_and_truth(tmp_path):
     assert not multiprocessing.active_children()
 
 
+def test_spawned_shards_give_the_same_stream():
+    """A caller with threads (a Jupyter kernel, a server) gets spawned shard processes, not forked."""
+    runs = {}
+    for method in ("spawn", None):
+        sim = Simulation(SimConfig(), 4, 0.5, processes=method is not None, start_method=method)
+        runs[method] = [u for slot in sim.run() for u in slot]
+    assert len(runs[None]) > 100 and runs["spawn"] == runs[None]
+    assert not multiprocessing.active_children()
+
+
 @pytest.mark.parametrize("shards", [1, 3])
 def test_any_shard_count_round_trips_with_positions(tmp_path, shards):
     """Every trade parses back exactly, at the slot and index in block the truth gives; indices
