@@ -1,30 +1,26 @@
-"""Market simulator throughput, single process. Prints one JSON line.
+"""Market simulator throughput. Prints one JSON line.
 
-    python bench/simulate.py [--minutes 10] [--launches 20] [--repeat 3] [--seed 1]
+    python bench/simulate.py [--minutes 10] [--launches 20] [--repeat 3] [--seed 1] [--shards N] [--inline]
 
-Runs ``pocketwatcher.sim.simulate`` end to end (agents, encoding, zstd capture, truth
-Parquet) into a temporary directory, ``--repeat`` times, and reports the best run (the
-least disturbed by other work on the machine, as timeit does) and the median. Also
-reports ``generate_tx_per_s``: the market and the transaction encoding alone (the
-``SubscribeUpdate`` bytes are produced but neither compressed nor written).
+Runs ``pocketwatcher.sim.simulate`` end to end (the market's shards, each in a process of
+its own with 2+ cores; the merge, zstd capture and truth Parquet in this process) into a
+temporary directory, ``--repeat`` times, and reports the best run (the least disturbed by
+other work on the machine, as timeit does) and the median. Also reports
+``generate_tx_per_s``: the shards and the merge alone (the ``SubscribeUpdate`` bytes are
+produced but neither compressed nor written). ``--inline`` runs the shards in turn in this
+process (same bytes): the single-core figure.
 
-The capture is compressed on a thread of its own (``CaptureWriter(background=True)``): with
-a second core free, end to end comes close to ``generate_tx_per_s`` (the truth Parquet is
-still written after the run).
-``load_avg`` (1-minute load average before and after the runs) says how busy the machine
-was; ``cpu_tx_per_s`` (per second of this process's CPU time, both threads) is less
-disturbed by other work than the wall-clock figures.
+``cpu_tx_per_s`` is per second of this process's CPU time (the merger and compression;
+the shards' processes are not counted). ``load_avg`` (1-minute load average before and
+after the runs) says how busy the machine was.
 
-Each run starts from a collected heap: a run's market is a graph of reference cycles that
-only the cycle collector frees (~0.1 s for 10 simulated minutes, after ``simulate``
-returns; in the CLI at exit). It is collected between runs, untimed, so that the pass
-does not land at a random point inside the next timed run.
+Each run starts from a collected heap: a run's objects are a graph of reference cycles that
+only the cycle collector frees (after ``simulate`` returns; in the CLI at exit). It is
+collected between runs, untimed, so that the pass does not land inside the next timed run.
 
-The default 10 simulated minutes (~11.5k transactions, ~0.6 s) carries ~0.1 s of costs
-that do not grow with the run (compiling ~410 transaction shapes ~60 ms, truth Parquet
-~40 ms, setup ~5 ms). ``--minutes 60`` (~118k transactions, ~6 s) is the steadier figure:
-on 2026-11-29 it measured ~5-10 % above the 10-minute one (the shapes are compiled by then,
-although later trades are dearer: PumpSwap trades carry five token balances).
+The default 10 simulated minutes (~12.6k transactions, ~1 s) carries ~0.3 s of costs that
+do not grow with the run (starting the shard processes, compiling ~380 transaction shapes in
+each, truth Parquet). ``--minutes 60`` (~115k transactions) is the steadier figure.
 
 Target (issue 3): ≥ 20,000 transactions per second.
 """

@@ -70,7 +70,8 @@ def test_demo_runs_the_full_pipeline_on_embedded_servers(tmp_path):
 
 
 def test_simulate_shards_inline_and_a_bad_shard_count(tmp_path):
-    out = run("simulate", "--minutes", "0.5", "--seed", "3", "--shards", "1", "--inline", "--out", str(tmp_path / "a"))
+    out = run("simulate", "--minutes", "0.5", "--seed", "3", "--shards", "1", "--inline", "--level", "3",
+              "--out", str(tmp_path / "a"))
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.splitlines()[-1])
     assert summary["shards"] == 1 and summary["transactions"] > 50
