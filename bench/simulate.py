@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pocketwatcher.sim import SimConfig, simulate  # noqa: E402
-from pocketwatcher.sim.stream import Simulation  # noqa: E402
+from pocketwatcher.sim.stream import Simulation, usable_cpus  # noqa: E402
 
 
 def generate_rate(cfg: SimConfig, minutes: float, seed: int, processes: bool | None) -> float:
@@ -92,7 +92,7 @@ def main() -> None:
         "minutes": args.minutes,
         "launches_per_minute": args.launches,
         "shards": cfg.shards,
-        "processes": cfg.shards if (processes is None and (os.cpu_count() or 1) >= 2) else 0,
+        "processes": cfg.shards if (processes is None and usable_cpus() >= 2) else 0,
         "transactions": result["transactions"],
         "tx_per_s": round(max(rates)),
         "tx_per_s_median": round(statistics.median(rates)),

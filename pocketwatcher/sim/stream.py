@@ -48,6 +48,14 @@ QUEUE_BATCHES = 16  # batches received ahead per shard (~3 MB); idle CPU fell fr
 COUNTS = ("transactions", "failed", "versioned", "shapes")
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class Simulation:
     """One run: iterate :meth:`run` for the stream; then ``counts`` and ``tables`` hold the results."""
 
@@ -59,7 +67,7 @@ class Simulation:
         self.seed = seed
         self.minutes = minutes
         self.end = minutes * 60.0
-        self.processes = (os.cpu_count() or 1) >= 2 if processes is None else processes
+        self.processes = usable_cpus() >= 2 if processes is None else processes
         self.start_method = start_method  # multiprocessing's; None: fork when single-threaded, else spawn
         self.filters = b"".join(ld(b"\x0a", f.encode()) for f in filters)
         self.transactions = 0  # merged so far

@@ -148,3 +148,15 @@ def test_shards_are_checked():
         SimConfig(shards=9)
     with pytest.raises(ValueError, match="out of range"):
         Market(SimConfig(shards=2), 1, 1.0, 2)
+
+
+def test_one_usable_cpu_runs_the_shards_in_process():
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from pocketwatcher.sim import SimConfig; from pocketwatcher.sim.stream import Simulation; "
+            "print(Simulation(SimConfig(), 1, 1.0).processes)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert Simulation(SimConfig(), 1, 1.0).processes == (len(os.sched_getaffinity(0)) >= 2)
