@@ -105,9 +105,10 @@ class Simulation:
             q: queue.Queue = queue.Queue(QUEUE_BATCHES)
             reader = threading.Thread(target=_receive, args=(recv, q), name=f"pocketwatcher-sim-recv-{k}",
                                       daemon=True)
-            reader.start()
             self._procs.append((p, recv, q, reader))
             self._sources.append(self._remote(k, p, q))
+        for _, _, _, reader in self._procs:  # after the last fork: a child gets no half-held lock of theirs
+            reader.start()
 
     def _local(self, k: int) -> Iterator:
         m = Market(self.cfg, self.seed, self.minutes, k)
