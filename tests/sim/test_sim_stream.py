@@ -131,7 +131,8 @@ def test_a_failing_shard_is_named_and_no_process_is_left(monkeypatch, market, me
 
 def test_a_run_left_early_stops_its_shards():
     threads = threading.active_count()
-    sim = Simulation(SimConfig(), 3, 5.0, processes=True)
+    # long enough that neither shard can finish into its reader's queue before we stop
+    sim = Simulation(SimConfig(), 3, 60.0, processes=True)
     gen = sim.run()
     for _ in range(10):
         next(gen)
