@@ -206,3 +206,38 @@ def mute_server() -> Iterator[int]:
         yield port
     finally:
         server.stop(0)
+
+
+# ---- what every stream reader must do (grpcio ``GeyserClient``, the parse process's h2read) ----
+
+def check_errors_explained_and_token_hidden(collect, capture) -> None:
+    """``collect(endpoint, request, token=None, n=None, **kw) -> list`` of a stream reader:
+    refusals are explained, say what to do and never show the token; an unreachable
+    endpoint is retryable and hints at http:// versus https://."""
+    from pocketwatcher.geyser.client import GeyserError, build_request
+    from pocketwatcher.geyser.server import ReplayServer
+
+    with ReplayServer(capture, x_token="tok-123", end_of_stream="close") as srv:
+        with pytest.raises(GeyserError, match="wants an x-token: pass --x-token") as e:
+            collect(srv.endpoint, pb.SubscribeRequest())
+        assert e.value.code == grpc.StatusCode.UNAUTHENTICATED and not e.value.retryable
+        with pytest.raises(GeyserError, match="x-token was refused") as e:
+            collect(srv.endpoint, pb.SubscribeRequest(), token="wrong-secret")
+        assert "wrong-secret" not in str(e.value) and "tok-123" not in str(e.value)
+        with pytest.raises(GeyserError, match="refused the subscription: failed to create filter") as e:
+            collect(srv.endpoint, build_request(["nope"], commitment="processed"), token="tok-123")
+        assert not e.value.retryable
+        assert collect(srv.endpoint, build_request([b58(PUMP)], commitment="processed"), token="tok-123", n=1)
+        port = srv.port
+    with pytest.raises(GeyserError, match=rf"cannot reach http://127.0.0.1:{port}.*https://") as e:
+        collect(f"http://127.0.0.1:{port}", pb.SubscribeRequest())
+    assert e.value.retryable
+
+
+def check_stall_is_retryable(collect) -> None:
+    """A server that accepts the stream and then says nothing at all (no pings, no pongs)."""
+    from pocketwatcher.geyser.client import GeyserError
+
+    with mute_server() as port, pytest.raises(GeyserError, match="sent nothing for 0.5 s") as e:
+        collect(f"http://127.0.0.1:{port}", pb.SubscribeRequest(), idle_timeout=0.5, ping_interval=0.2)
+    assert e.value.retryable
