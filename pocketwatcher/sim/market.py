@@ -103,8 +103,6 @@ class Market:
         self.sell = self.trading.sell
         self.fund = self.trading.fund
         self.launches = Launches(self)
-        self.slots = 0
-        self.skipped = 0
 
     def at(self, t: float, fn, *args) -> None:
         self._seq += 1
@@ -126,8 +124,7 @@ class Market:
         self.launches.start()
         queue = self.queue
         start_unix = cfg.start_unix
-        clock = Clock(cfg, self.seed, self.end)
-        for slot, t, t_end in clock:
+        for slot, t, t_end in Clock(cfg, self.seed, self.end):
             self.slot = slot
             self.block_time = int(start_unix + t)
             self.slot_trades.clear()
@@ -143,7 +140,4 @@ class Market:
             self._hashes.append(b"\x1a\x20" + block_hash(self.keys, slot))
             if len(self._hashes) > 16:
                 del self._hashes[0]
-            self.slots += 1
-            self.skipped = clock.skipped
             yield out
-        self.skipped = clock.skipped

@@ -27,12 +27,10 @@ def simulate(minutes: float, seed: int, out_dir: Path, *,
     than 3, files ~20 % larger); use 3 for a file that is shipped. Returns the summary
     figures (also in ``truth/summary.json``, without the wall-clock ones).
     """
-    if minutes <= 0:
-        raise ValueError(f"minutes must be positive, got {minutes}")
     cfg = config or SimConfig(launches_per_minute=launches_per_minute)
+    sim = Simulation(cfg, seed, minutes, processes=processes)  # checks minutes before anything is made
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sim = Simulation(cfg, seed, minutes, processes=processes)
     meta = {"source": "pocketwatcher.sim", "seed": seed, "minutes": minutes, "config": cfg.model_dump(),
             "start_slot": cfg.start_slot, "start_unix": cfg.start_unix}
     path = out_dir / CAPTURE_NAME
