@@ -40,12 +40,17 @@ def _updates():
 
 def test_runner_parse_equals_the_complete_view():
     n = transfers = 0
+    sample = 0
     for where, u in _updates():
         try:
             want = _complete(u)
         except TxError:
+            assert where != "sample.pwcap", "a simulated transaction the parser cannot read"
             continue
         assert _runner(u) == want, where
         n += 1
+        sample += where == "sample.pwcap"
         transfers += len(want[2])
-    assert n > 6_000 and transfers > 50, (n, transfers)  # the sample's funding transfers were really compared
+    in_sample = sum(u.WhichOneof("update_oneof") == "transaction" for u in CaptureReader(SAMPLE).updates())
+    assert sample == in_sample > 4_000, (sample, in_sample)  # every transaction of the sample was compared
+    assert n - sample > 100 and transfers > 50, (n, transfers)  # fixtures too; funding transfers really compared

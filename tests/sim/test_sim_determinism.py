@@ -60,3 +60,21 @@ def test_independent_of_the_process_hash_seed(tmp_path):
         env = {**os.environ, "PYTHONHASHSEED": h}
         subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, env=env)
     assert (tmp_path / "1" / "capture.pwcap").read_bytes() == (tmp_path / "2" / "capture.pwcap").read_bytes()
+
+
+def test_the_shipped_sample_is_what_its_documented_command_makes(tmp_path):
+    """data/sample.pwcap is `pocketwatcher simulate --minutes 6 --seed 3 --level 3` (README):
+    the same records and metadata. A change to the simulator's output fails here; regenerate
+    the sample with that command (the file's compressed bytes may differ between zstd builds,
+    so the records are compared, not the file)."""
+    from conftest import SAMPLE
+
+    from pocketwatcher.geyser.capture import CaptureReader
+
+    simulate(6.0, 3, tmp_path, progress=False, level=3)
+    made, shipped = CaptureReader(tmp_path / "capture.pwcap"), CaptureReader(SAMPLE)
+    assert made.meta == shipped.meta
+    n = 0
+    for n, (a, b) in enumerate(zip(made, shipped, strict=True), 1):
+        assert a == b, f"record {n} differs: regenerate data/sample.pwcap (see the README)"
+    assert n > 6_000
