@@ -14,13 +14,14 @@ Layout (all integers little-endian)::
 A record's pace is its own ``created_at`` (server send time; the simulator sets it
 from the slot clock, ``capture`` from the receive time when the server left it empty),
 so a replay at speed 1 reproduces the recorded gaps. Reading is streaming: the file is
-never loaded whole, and a truncated tail (a capture killed mid-write) ends the stream
-cleanly after the last complete record, with ``CaptureReader.truncated`` set.
+never loaded whole. A capture still being written, or killed mid-write, reads up to its
+last complete record (every record the writer flushed is there), then ends with
+``CaptureReader.truncated`` set. Corrupt data ends the stream the same way; the records
+decoded from the same 32 KiB read as the corrupt block are lost with it.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import queue
 import struct
@@ -36,6 +37,7 @@ MAGIC = b"PWCAP\x00"
 VERSION = 1
 COMP_NONE, COMP_ZSTD = 0, 1
 _HEADER = struct.Struct("<6sBBI")
+_CHUNK = 1 << 15  # compressed bytes read at a time
 _LEN = tuple(_varint(n) for n in range(1 << 14))  # record lengths below 16 KiB: one lookup
 
 
@@ -209,40 +211,71 @@ class CaptureReader:
         self._comp = comp
 
     def __iter__(self) -> Iterator[bytes]:
+        self.truncated = False
         with open(self.path, "rb") as fh:
             fh.seek(self._offset)
-            if self._comp == COMP_ZSTD:
-                stream = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-            else:
-                stream = fh
-            buf = io.BufferedReader(stream, buffer_size=1 << 16) if self._comp == COMP_ZSTD else stream
-            try:
-                yield from self._records(buf)
-            except zstandard.ZstdError:
-                self.truncated = True  # a capture cut mid-frame: keep what was complete
+            yield from self._records(self._chunks(fh))
 
-    def _records(self, buf) -> Iterator[bytes]:
-        read = buf.read
-        while True:
-            shift = 0
-            n = 0
-            while True:
-                b = read(1)
-                if not b:
-                    if shift:
-                        self.truncated = True
-                    return
-                n |= (b[0] & 0x7F) << shift
-                if b[0] < 0x80:
-                    break
-                shift += 7
-                if shift > 63:
-                    raise CaptureError(f"{self.path}: corrupt record length")
-            data = read(n)
-            if len(data) < n:
-                self.truncated = True
-                return
-            yield data
+    def _chunks(self, fh) -> Iterator[bytes]:
+        """The decompressed body in pieces. A zstd frame that ends early (a capture still
+        being written, or killed) gives up everything decodable before the cut: a
+        decompression object returns what each input decodes to, where a reader would
+        lose what it had decoded into its buffer when the cut raises."""
+        read = fh.read
+        if self._comp == COMP_NONE:
+            while chunk := read(_CHUNK):
+                yield chunk
+            return
+        dctx = zstandard.ZstdDecompressor()
+        dobj, fed = dctx.decompressobj(), False
+        try:
+            while chunk := read(_CHUNK):
+                while chunk:
+                    fed = True
+                    out = dobj.decompress(chunk)
+                    if out:
+                        yield out
+                    if not dobj.eof:
+                        break
+                    chunk = dobj.unused_data  # the next frame (a capture appended to)
+                    dobj, fed = dctx.decompressobj(), False
+        except zstandard.ZstdError:
+            self.truncated = True  # corrupt from here: keep what came before
+            return
+        if fed and not dobj.eof:
+            self.truncated = True  # the last frame never ended
+
+    def _records(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        buf, pos = b"", 0
+        for chunk in chunks:
+            buf = buf[pos:] + chunk if pos < len(buf) else chunk
+            pos, end = 0, len(buf)
+            last = end - 2  # two bytes of length are there to read directly
+            while pos < end:
+                if pos < last and buf[pos] < 0x80:  # records under 128 bytes
+                    n, p = buf[pos], pos + 1
+                elif pos < last and buf[pos + 1] < 0x80:  # under 16 KiB: nearly all
+                    n, p = (buf[pos] & 0x7F) | (buf[pos + 1] << 7), pos + 2
+                else:
+                    n = shift = 0
+                    p = pos
+                    while p < end:
+                        b = buf[p]
+                        p += 1
+                        n |= (b & 0x7F) << shift
+                        if b < 0x80:
+                            break
+                        shift += 7
+                        if shift > 63:
+                            raise CaptureError(f"{self.path}: corrupt record length")
+                    else:
+                        break  # the length continues in the next chunk
+                if p + n > end:
+                    break  # so does the record
+                pos = p + n
+                yield buf[p:pos]
+        if pos < len(buf):
+            self.truncated = True  # a record cut short
 
     def updates(self) -> Iterator:
         """The records as parsed ``SubscribeUpdate`` messages."""

@@ -61,3 +61,70 @@ def test_the_callers_own_exception_wins_over_the_writer_threads(tmp_path):
         w.write_many(["not bytes"])
         raise KeyError("the caller's")
     assert not w._thread.is_alive()
+
+
+def _flushed_every(path, raw, every: int) -> list[int]:
+    """Write ``raw`` flushing every ``every`` records; the file's size at each flush."""
+    sizes = []
+    with CaptureWriter(path, level=1) as w:
+        for k in range(0, len(raw), every):
+            w.write_many(raw[k:k + every])
+            w.flush()
+            sizes.append(path.stat().st_size)
+    return sizes
+
+
+def test_a_capture_cut_anywhere_reads_every_record_before_the_cut(tmp_path):
+    """A capture killed mid-write, or read while it is being written: every record flushed
+    before the cut is read back (none lost in a buffer), then the stream ends with
+    ``truncated`` set; a cut mid-block gives a prefix, never a wrong record."""
+    raw = [u.SerializeToString() for u in standard_updates()] * 400  # ~0.5 MB of records
+    full = tmp_path / "full.pwcap"
+    sizes = _flushed_every(full, raw, 250)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.pwcap"
+    for k, size in enumerate(sizes[:-1], 1):
+        cut.write_bytes(data[:size])
+        r = CaptureReader(cut)
+        assert list(r) == raw[:250 * k] and r.truncated, k
+        cut.write_bytes(data[:(size + sizes[k]) // 2])  # into the next block
+        r = CaptureReader(cut)
+        got = list(r)
+        assert got == raw[:len(got)] and len(got) >= 250 * k and r.truncated, k
+    r = CaptureReader(full)
+    assert list(r) == raw and not r.truncated
+
+
+def test_an_unclosed_writers_flushed_records_all_read_back(tmp_path):
+    path = tmp_path / "open.pwcap"
+    raw = [u.SerializeToString() for u in standard_updates()] * 200
+    w = CaptureWriter(path, level=1)
+    w.write_many(raw)
+    w.flush()  # the frame never ends: as when the recorder is killed
+    r = CaptureReader(path)
+    assert list(r) == raw and r.truncated
+    w.close()
+    r = CaptureReader(path)
+    assert list(r) == raw and not r.truncated
+
+
+def test_corrupt_data_ends_the_stream_with_a_prefix(tmp_path):
+    """A garbled block ends the stream with ``truncated`` set, never with a wrong record.
+    The records decoded from the same read (32 KiB of the file) as the garbled block are
+    lost with it: a zstd error leaves no partial output."""
+    raw = [u.SerializeToString() for u in standard_updates()] * 100
+    path = tmp_path / "c.pwcap"
+    sizes = _flushed_every(path, raw, 100)
+    data = bytearray(path.read_bytes())
+    data[sizes[0] + 3:sizes[0] + 40] = b"\xff" * 37  # garble the second block
+    path.write_bytes(bytes(data))
+    r = CaptureReader(path)
+    got = list(r)
+    assert got == raw[:len(got)] and len(got) < len(raw) and r.truncated
+
+
+def test_a_capture_of_no_records_is_empty_not_truncated(tmp_path):
+    path = tmp_path / "empty.pwcap"
+    CaptureWriter(path).close()
+    r = CaptureReader(path)
+    assert list(r) == [] and not r.truncated

@@ -59,3 +59,20 @@ def test_export_matches_parser(tmp_path):
     # SOL funding transfers and lifecycle events are exported beside the swaps
     n_ev = con.execute(f"select count(*) from '{tmp_path}/out/events.parquet'").fetchone()[0]
     assert n_ev == summary["events"] > 0
+
+
+def test_a_cut_capture_exports_what_it_holds_and_says_it_was_cut(tmp_path):
+    from conftest import SAMPLE
+
+    from pocketwatcher.geyser.capture import CaptureReader
+
+    data = SAMPLE.read_bytes()
+    cut = tmp_path / "cut.pwcap"
+    cut.write_bytes(data[:len(data) // 2])  # a recorder killed halfway
+    held = list(CaptureReader(cut))
+    assert 0 < len(held) < sum(1 for _ in CaptureReader(SAMPLE))
+    summary = export_capture(cut, tmp_path / "out", progress=False)
+    assert summary["truncated_capture"] is True
+    assert summary["swaps"] == sum(len(parse_update(r)) for r in CaptureReader(cut).updates()) > 0
+    whole = export_capture(SAMPLE, tmp_path / "whole", progress=False)
+    assert whole["truncated_capture"] is False and whole["swaps"] > summary["swaps"]
