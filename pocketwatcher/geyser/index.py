@@ -138,7 +138,9 @@ class CaptureIndex:
 
         Processed: as recorded. Confirmed/finalized: slot updates stay where they are;
         every other record of slot S is held back until the capture's slot update that
-        marks S at that commitment, and released then (never, if S never gets there).
+        marks S at that commitment, and released just before it (never, if S never gets
+        there): as in Yellowstone's geyser loop, a client sees a slot's content before
+        the status that commits it, so it can act on the status as "slot complete".
         A capture with no slot updates at that status (recorded without a slots filter)
         carries no commitment information, so it replays as recorded.
         """
@@ -153,12 +155,12 @@ class CaptureIndex:
             times: list[float] = []
             for r in recs:
                 if r.kind == SLOT:
-                    out.append(r)
-                    times.append(r.t)
-                    if r.status == commitment:
+                    if r.status == commitment:  # the slot's data first, then its status
                         for h in held.pop(r.slot, ()):
                             out.append(h)
                             times.append(r.t)
+                    out.append(r)
+                    times.append(r.t)
                 else:
                     held.setdefault(r.slot, []).append(r)
             order = Order(out, times)

@@ -16,6 +16,7 @@ Yellowstone's interval timer), during data too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from .server import ReplayServer
 
+log = logging.getLogger(__name__)
 _EMPTY = Filter([], [], [], 0)
 BATCH = 256  # updates taken per pass over the capture; pings and requests are checked between passes
 
@@ -56,6 +58,7 @@ class Session:
         self.started = False
         self.order = self.index.order(0)
         self.i = 0
+        self.min_slot = 0
         self.t0 = self.r0 = 0.0
         self.deadline = 0.0
         self.next_ping = time.monotonic()  # Yellowstone's ping interval ticks at once
@@ -84,6 +87,12 @@ class Session:
                     return
         except DecodeError as e:
             self.ctl.append(("error", Status.INVALID_ARGUMENT, f"failed to decode SubscribeRequest: {e}"))
+            self.wake.set()
+        except NotImplementedError:  # grpclib reads no compressed message; the gRPC answer is UNIMPLEMENTED
+            log.warning("replay: a Subscribe stream sent a compressed request; ended with UNIMPLEMENTED")
+            self.ctl.append(("error", Status.UNIMPLEMENTED,
+                             "compressed requests are not supported by this replay server: "
+                             "send SubscribeRequest uncompressed (responses are never compressed)"))
             self.wake.set()
         except (StreamTerminatedError, ConnectionError):  # the client went away
             self.done = True
@@ -114,6 +123,8 @@ class Session:
             else:
                 pos = len(order.recs) if self.started else 0
             self.order, self.i = order, pos
+            if from_slot is not None:
+                self.min_slot = from_slot  # Yellowstone replays only slots >= from_slot
             self.t0 = time.monotonic()
             self.r0 = order.times[pos] if pos < len(order.times) else 0.0
         self.flt, self.started = flt, True
@@ -142,7 +153,7 @@ class Session:
         if not self.started:
             return []
         recs, times, i, n = self.order.recs, self.order.times, self.i, len(self.order.recs)
-        render, speed = self.flt.render, self.srv.speed
+        render, speed, lo = self.flt.render, self.srv.speed, self.min_slot
         out: list[bytes] = []
         while i < n:
             if speed is not None:
@@ -150,8 +161,11 @@ class Session:
                 if due > now:
                     self.deadline = min(due, self.next_ping)
                     break
-            data = render(recs[i])
+            rec = recs[i]
             i += 1
+            if rec.slot < lo:  # a late status of a slot before from_slot
+                continue
+            data = render(rec)
             if data is not None:
                 out.append(data)
                 if len(out) >= BATCH:

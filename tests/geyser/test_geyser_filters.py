@@ -141,9 +141,15 @@ def test_commitment_releases_transactions_when_their_slot_gets_there(server, com
     req.slots["s"].SetInParent()
     ups = run(server, req)
     assert tx_ids(ups) == expected
-    if commitment == pb.CONFIRMED:  # released right after the slot update that confirms slot 100
-        order = [(k, u.slot.status if k == "slot" else None) for k, u in zip(kinds(ups), ups, strict=True)]
-        assert order.index(("slot", pb.SLOT_CONFIRMED)) + 1 == order.index(("transaction", None))
+    if commitment != pb.PROCESSED:  # a slot's content, then the status that commits it (Yellowstone)
+        status = pb.SLOT_CONFIRMED if commitment == pb.CONFIRMED else pb.SLOT_FINALIZED
+        seen: set[int] = set()
+        for u in ups:
+            if u.HasField("transaction"):
+                assert u.transaction.slot not in seen, "a transaction after its slot's commitment"
+            elif u.slot.status == status:
+                seen.add(u.slot.slot)
+        assert seen
 
 
 def test_from_slot_starts_at_that_slot(server):
@@ -153,6 +159,36 @@ def test_from_slot_starts_at_that_slot(server):
     ups = run(server, req)
     assert tx_ids(ups) == [4, 5, 6]
     assert [u.block_meta.slot for u in ups if u.HasField("block_meta")] == [101, 102]
+
+
+def test_from_slot_replays_no_update_of_an_earlier_slot(server):
+    """Yellowstone replays only messages of slots >= from_slot: a late status of an earlier
+    slot (slot 100 finalizes while 101 streams) is not sent."""
+    req = txreq()
+    req.slots["s"].SetInParent()
+    req.blocks_meta["bm"].SetInParent()
+    req.from_slot = 101
+    ups = run(server, req)
+    slots = [u.slot.slot if k == "slot" else u.block_meta.slot if k == "block_meta" else u.transaction.slot
+             for k, u in zip(kinds(ups), ups, strict=True)]
+    assert slots and min(slots) == 101, slots
+    whole = txreq()
+    whole.slots["s"].SetInParent()
+    assert any(u.slot.slot == 100 and u.slot.status == pb.SLOT_FINALIZED for u in run(server, whole)
+               if u.HasField("slot") and u.slot.slot == 100)
+
+
+def test_a_compressed_request_is_refused_with_unimplemented(server):
+    """grpclib reads no compressed message: the stream ends with UNIMPLEMENTED and says how
+    to fix it (before, it stayed open sending only pings)."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}", compression=grpc.Compression.Gzip)
+    big = txreq(account_exclude=[JUP] * 200)  # grpcio leaves small messages uncompressed
+    stream = Stream(server.port, channel=channel).send(big)
+    stream.until_end()
+    assert stream.error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "send SubscribeRequest uncompressed" in stream.error.details()
+    stream.close()
+    assert run(server, txreq())  # the server goes on serving
 
 
 def test_from_slot_before_the_capture_is_refused_like_yellowstone(server):
