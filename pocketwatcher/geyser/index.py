@@ -96,7 +96,7 @@ class CaptureIndex:
                 gc.enable()
         self.truncated = reader.truncated
         self.tx_count = sum(1 for r in self.records if r.kind == TX)
-        self.blockhashes = {b[1] for b in self.blocks}
+        self.blockhashes = {b[1]: b for b in self.blocks}
         self._orders: dict[int, Order] = {}
 
     def _index(self, raw: bytes, intern: dict[bytes, bytes], prev_t: float) -> Record | None:
@@ -176,4 +176,4 @@ class CaptureIndex:
         for b in self.blocks:
             if b[0] <= top and (best is None or b[0] > best[0]):
                 best = b
-        return best or max(self.blocks)
+        return best  # None: no block at that commitment yet

@@ -39,6 +39,7 @@ from pathlib import Path
 from grpclib import GRPCError, Status
 from grpclib.const import Cardinality, Handler
 from grpclib.encoding.base import CodecBase
+from grpclib.health.service import Health
 from grpclib.server import Server, Stream
 
 from .. import __version__
@@ -271,7 +272,8 @@ class ReplayServer:
     def _block(self, req) -> tuple[int, str, int]:
         block = self.index.latest_block(self._commitment(req))
         if block is None:
-            raise GRPCError(Status.INTERNAL, "block is not available yet (the capture has no block_meta)")
+            raise GRPCError(Status.INTERNAL, "block is not available yet (the capture has no block_meta "
+                                             "at that commitment)")
         return block
 
     def _unary(self) -> dict[str, tuple[Callable, type, type]]:
@@ -280,8 +282,8 @@ class ReplayServer:
         def ping(req):
             return pb.PongResponse(count=req.count)
 
-        def get_slot(req):
-            return pb.GetSlotResponse(slot=idx.status_slot.get(self._commitment(req), idx.last_slot))
+        def get_slot(req):  # Yellowstone answers from its block_meta store, as the others do
+            return pb.GetSlotResponse(slot=self._block(req)[0])
 
         def get_block_height(req):
             return pb.GetBlockHeightResponse(block_height=self._block(req)[2])
@@ -292,9 +294,12 @@ class ReplayServer:
                                                  last_valid_block_height=height + MAX_RECENT_BLOCKHASHES)
 
         def is_blockhash_valid(req):
-            c = self._commitment(req)
-            return pb.IsBlockhashValidResponse(slot=idx.status_slot.get(c, idx.last_slot),
-                                               valid=req.blockhash in idx.blockhashes)
+            """Valid: a block at or below the commitment's newest, within the last
+            MAX_RECENT_BLOCKHASHES block heights of it."""
+            slot, _, height = self._block(req)
+            b = idx.blockhashes.get(req.blockhash)
+            valid = b is not None and b[0] <= slot and b[2] + MAX_RECENT_BLOCKHASHES >= height
+            return pb.IsBlockhashValidResponse(slot=slot, valid=valid)
 
         def get_version(req):
             info = {"version": {"package": "pocketwatcher-replay", "version": __version__},
@@ -336,7 +341,9 @@ class ReplayServer:
             def __mapping__(self):
                 return mapping
 
-        return [Geyser()]
+        geyser = Geyser()
+        # grpc.health.v1, as Yellowstone registers it: geyser.Geyser (and the overall "") SERVING
+        return [geyser, Health({geyser: []})]
 
 
 def serve_forever(capture: str | Path, *, host: str = "127.0.0.1", port: int = 10000,

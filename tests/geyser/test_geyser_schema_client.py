@@ -98,4 +98,4 @@ def test_schema_only_client(tmp_path, capture):
     metas = [(u["slot"], u["filters"]) for u in ups if u["kind"] == "block_meta"]
     assert metas == [(100, ["blocks"]), (101, ["blocks"]), (102, ["blocks"])]
     assert out["version"]["version"]["package"] == "pocketwatcher-replay"
-    assert (out["slot"], out["pong"]) == (103, 5)
+    assert (out["slot"], out["pong"]) == (102, 5)  # GetSlot: the newest block_meta

@@ -11,6 +11,7 @@ import threading
 import time
 
 import grpc
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 import pytest
 from geyser_helpers import PUMP, RAY, Stream, b58, kinds, standard_capture, tx_ids, tx_update, write_capture
 
@@ -143,7 +144,7 @@ def test_unary_rpcs(capture):
     with ReplayServer(capture) as srv, grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
         stub = geyser_pb2_grpc.GeyserStub(channel)
         assert stub.Ping(pb.PingRequest(count=3)).count == 3
-        assert stub.GetSlot(pb.GetSlotRequest()).slot == 103
+        assert stub.GetSlot(pb.GetSlotRequest()).slot == 102  # the newest block_meta (103 has none)
         assert stub.GetSlot(pb.GetSlotRequest(commitment=pb.CONFIRMED)).slot == 101
         assert stub.GetSlot(pb.GetSlotRequest(commitment=pb.FINALIZED)).slot == 100
         assert stub.GetBlockHeight(pb.GetBlockHeightRequest()).block_height == 90_102
@@ -151,6 +152,10 @@ def test_unary_rpcs(capture):
         assert (latest.slot, latest.blockhash, latest.last_valid_block_height) == (101, "hash101", 90_401)
         assert stub.IsBlockhashValid(pb.IsBlockhashValidRequest(blockhash="hash100")).valid
         assert not stub.IsBlockhashValid(pb.IsBlockhashValidRequest(blockhash="nope")).valid
+        fin = pb.IsBlockhashValidRequest(blockhash="hash102", commitment=pb.FINALIZED)
+        assert stub.IsBlockhashValid(fin).slot == 100 and not stub.IsBlockhashValid(fin).valid  # 102 never finalized
+        fin.blockhash = "hash100"
+        assert stub.IsBlockhashValid(fin).valid
         assert stub.SubscribeReplayInfo(pb.SubscribeReplayInfoRequest()).first_available == 100
         version = json.loads(stub.GetVersion(pb.GetVersionRequest()).version)
         assert version["version"]["package"] == "pocketwatcher-replay"
@@ -158,6 +163,14 @@ def test_unary_rpcs(capture):
         with pytest.raises(grpc.RpcError) as e:
             stub.GetSlot(pb.GetSlotRequest(commitment=9))
         assert e.value.code() == grpc.StatusCode.UNKNOWN
+        check = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                    request_serializer=HealthCheckRequest.SerializeToString,
+                                    response_deserializer=HealthCheckResponse.FromString)
+        for service in ("geyser.Geyser", ""):  # as Yellowstone registers it
+            assert check(HealthCheckRequest(service=service)).status == HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as e:
+            check(HealthCheckRequest(service="nope.Nope"))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_x_token(capture):
