@@ -75,11 +75,14 @@ def commitment_level(value: str | int | None) -> int | None:
 
 def build_request(programs: Iterable[str] = (), *, commitment: str | int | None = "confirmed",
                   from_slot: int | None = None, blocks_meta: bool = True, slots: bool = False,
-                  vote: bool | None = False, failed: bool | None = False) -> pb.SubscribeRequest:
+                  interslot: bool = False, vote: bool | None = False,
+                  failed: bool | None = False) -> pb.SubscribeRequest:
     """The standard subscription: non-vote, successful transactions touching ``programs``.
 
     Confirmed by default: a processed transaction can still land on a dropped fork, and
-    a swap stored from it would never be undone. ``blocks_meta`` brings block times.
+    a swap stored from it would never be undone. ``blocks_meta`` brings block times;
+    ``slots`` slot statuses, and ``interslot`` also the ones between processed and
+    finalized (first shred, completed, created bank, and dead: a dropped fork).
     """
     req = pb.SubscribeRequest()
     tx = req.transactions[TX_FILTER]
@@ -92,6 +95,8 @@ def build_request(programs: Iterable[str] = (), *, commitment: str | int | None 
         req.blocks_meta[BLOCKS_FILTER].SetInParent()
     if slots:
         req.slots[SLOTS_FILTER].SetInParent()
+        if interslot:
+            req.slots[SLOTS_FILTER].interslot_updates = True
     level = commitment_level(commitment)
     if level is not None:
         req.commitment = level

@@ -77,7 +77,9 @@ async def arecord(endpoint: str, out: Path, *, x_token: str | None = None, progr
     """The asyncio form of ``record`` (for callers already inside an event loop)."""
     out = Path(out)
     progs = default_programs() if programs is None else list(programs)
-    request = build_request(progs, commitment=commitment, slots=True)
+    # every slot status, dead ones too: a processed capture can hold transactions of a
+    # dropped fork, and export-swaps leaves out the transactions of slots marked dead
+    request = build_request(progs, commitment=commitment, slots=True, interslot=True)
     client = GeyserClient(endpoint, x_token)
     meta = {"source": "capture", "endpoint": client.display, "commitment": commitment,
             "programs": progs, "created_at": time.time(), "pocketwatcher": __version__}
@@ -105,6 +107,11 @@ async def arecord(endpoint: str, out: Path, *, x_token: str | None = None, progr
                         break
     except TimeoutError:
         pass  # duration reached
+    except Exception:
+        if counter[0] == 0:  # refused or unreachable: leave no empty capture behind
+            writer.close()
+            out.unlink(missing_ok=True)
+        raise
     finally:
         bar.draw(counter[0], tx, sub.last_slot, force=True)
         await sub.close()
@@ -120,7 +127,7 @@ def record(endpoint: str, out: Path, *, x_token: str | None = None, programs: li
     Stops after ``duration`` seconds, ``max_updates`` updates, the server closing the
     stream, or Ctrl-C, whichever comes first. ``programs=None`` watches every program
     the parser knows. Raises ``GeyserError`` (with what to fix) on connection or auth
-    failures; the file then holds whatever arrived before.
+    failures; the file then holds whatever arrived before (no file when nothing did).
     """
     counter = [0]
     try:

@@ -106,7 +106,12 @@ def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
 
 
 def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> dict:
-    """Parse a capture into Parquet swaps (two passes: block times first, then transactions)."""
+    """Parse a capture into Parquet swaps (two passes: block times first, then transactions).
+
+    Transactions of a slot the capture marks dead (``SLOT_DEAD``: a dropped fork, seen in
+    processed captures recorded with interslot statuses) are left out and counted in
+    ``dead_slot_transactions``.
+    """
     from ..enrich.wallets import Enricher
     from ..geyser.capture import CaptureReader
     from ..geyser.clock import SlotClock
@@ -121,22 +126,29 @@ def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> di
     enricher = Enricher()
     total = 0
     msg = geyser_pb2.SubscribeUpdate()
-    for raw in reader:  # pass 1: the slot clock (and the record count, for the bar)
+    dead: set[int] = set()  # slots of a dropped fork (a processed capture recorded with interslot statuses)
+    for raw in reader:  # pass 1: the slot clock, dead slots (and the record count, for the bar)
         total += 1
         msg.ParseFromString(raw)
-        if msg.WhichOneof("update_oneof") == "block_meta":
+        kind = msg.WhichOneof("update_oneof")
+        if kind == "block_meta":
             bm = msg.block_meta
             clock.observe(bm.slot, bm.block_time.timestamp)
+        elif kind == "slot" and msg.slot.status == geyser_pb2.SLOT_DEAD:
+            dead.add(msg.slot.slot)
     STATS.reset()
     swaps = SwapParquetWriter(out_dir)
     events: list[dict] = []
     transfers: list[dict] = []
-    txs = 0
+    txs = dropped = 0
     with progress_bar(total, f"exporting {Path(capture).name}", unit="upd", enabled=progress) as advance:
         for raw in CaptureReader(capture):
             advance()
             msg.ParseFromString(raw)
             if msg.WhichOneof("update_oneof") != "transaction":
+                continue
+            if msg.transaction.slot in dead:
+                dropped += 1
                 continue
             txs += 1
             res = parse_update_full(msg, transfers=True)
@@ -158,6 +170,7 @@ def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> di
     write_table(transfers, TRANSFER_SCHEMA, out_dir / "transfers.parquet")
     summary = {"capture": str(capture), "updates": total, "transactions": txs, "swaps": swaps.count,
                "events": len(events), "transfers": len(transfers), "slots_with_time": len(clock),
-               "no_swap_reasons": dict(STATS.reasons), "truncated_capture": reader.truncated}
+               "no_swap_reasons": dict(STATS.reasons), "truncated_capture": reader.truncated,
+               "dead_slot_transactions": dropped}
     (out_dir / "export.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -31,9 +31,7 @@ def expected_records() -> list[bytes]:
                     *info.meta.loaded_readonly_addresses}
             if info.is_vote or info.meta.HasField("err") or not keys & {PUMP, PUMPSWAP}:
                 continue
-        elif kind == "slot" and u.slot.status > 2:
-            continue
-        out.append(u.SerializeToString())
+        out.append(u.SerializeToString())  # every slot status: the recorder asks for interslot ones
     return out
 
 
@@ -42,7 +40,7 @@ def test_record_round_trips_the_capture(capture, tmp_path):
     with ReplayServer(capture, end_of_stream="close") as srv:
         n = record(srv.endpoint, out, programs=[b58(PUMP), b58(PUMPSWAP)], progress=False)
     recorded = list(CaptureReader(out))
-    assert n == len(recorded) == len(expected_records()) == 12
+    assert n == len(recorded) == len(expected_records()) == 13
     # Byte-identical once the subscriber's `filters` are taken off again.
     assert [strip_field(r, 1) for r in recorded] == expected_records()
     first = pb.SubscribeUpdate.FromString(recorded[1])
@@ -53,7 +51,7 @@ def test_record_round_trips_the_capture(capture, tmp_path):
     # ... and the recording replays like the original.
     with ReplayServer(out, end_of_stream="close") as again:
         n2 = record(again.endpoint, tmp_path / "rec2.pwcap", programs=[b58(PUMP)], progress=True)
-    assert n2 == 11  # tx 4 reached PUMPSWAP only
+    assert n2 == 12  # tx 4 reached PUMPSWAP only
 
 
 def test_record_sets_created_at_when_the_server_left_it_empty(tmp_path):
@@ -72,8 +70,8 @@ def test_record_stops_after_duration_or_max_updates_on_an_idle_stream(capture, t
     with ReplayServer(capture, ping_interval=0.1) as srv:  # idle: never closes the stream
         t0 = time.monotonic()
         n = record(srv.endpoint, tmp_path / "d.pwcap", programs=[b58(PUMP)], duration=0.6, progress=False)
-        assert 0.5 < time.monotonic() - t0 < 3 and n == 11
-        assert len(list(CaptureReader(tmp_path / "d.pwcap"))) == 11
+        assert 0.5 < time.monotonic() - t0 < 3 and n == 12
+        assert len(list(CaptureReader(tmp_path / "d.pwcap"))) == 12
         assert record(srv.endpoint, tmp_path / "m.pwcap", programs=[b58(PUMP)], max_updates=3,
                       progress=False) == 3
 
@@ -81,3 +79,13 @@ def test_record_stops_after_duration_or_max_updates_on_an_idle_stream(capture, t
 def test_default_programs_are_everything_the_parser_knows():
     progs = default_programs()
     assert PUMPFUN in progs and set(progs) == set(KNOWN_PROGRAMS) and progs == sorted(progs)
+
+
+def test_a_refused_recording_leaves_no_empty_capture(capture, tmp_path):
+    from pocketwatcher.geyser.client import GeyserError
+
+    out = tmp_path / "refused.pwcap"
+    with ReplayServer(capture, x_token="right-token") as srv, pytest.raises(GeyserError) as e:
+        record(srv.endpoint, out, x_token="wrong-token", progress=False, duration=5)
+    assert "wrong-token" not in str(e.value) and "right-token" not in str(e.value)
+    assert not out.exists()

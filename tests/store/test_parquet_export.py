@@ -76,3 +76,24 @@ def test_a_cut_capture_exports_what_it_holds_and_says_it_was_cut(tmp_path):
     assert summary["swaps"] == sum(len(parse_update(r)) for r in CaptureReader(cut).updates()) > 0
     whole = export_capture(SAMPLE, tmp_path / "whole", progress=False)
     assert whole["truncated_capture"] is False and whole["swaps"] > summary["swaps"]
+
+
+def test_transactions_of_a_dead_slot_are_left_out(tmp_path):
+    """A processed capture holds a dropped fork's transactions; its SLOT_DEAD status (recorded
+    with interslot updates) keeps their swaps out of the export."""
+    updates = [u for u in _fixture_updates() if u.transaction.slot and parse_update(u)]
+    dead_slot = updates[0].transaction.slot
+    cap = tmp_path / "fork.pwcap"
+    with CaptureWriter(cap) as w:
+        for u in updates:
+            w.write(u)
+        dead = geyser_pb2.SubscribeUpdate(filters=["s"])
+        dead.slot.slot, dead.slot.status = dead_slot, geyser_pb2.SLOT_DEAD
+        w.write(dead)
+    summary = export_capture(cap, tmp_path / "out", progress=False)
+    on_dead = [u for u in updates if u.transaction.slot == dead_slot]
+    assert summary["dead_slot_transactions"] == len(on_dead) >= 1
+    assert summary["swaps"] == sum(len(parse_update(u)) for u in updates if u.transaction.slot != dead_slot)
+    sigs = {r[0] for r in duckdb.connect().execute(
+        f"select signature from read_parquet('{tmp_path}/out/swaps/*.parquet')").fetchall()}
+    assert not sigs & {s.signature for u in on_dead for s in parse_update(u)}
