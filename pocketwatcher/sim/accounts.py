@@ -21,9 +21,18 @@ from solders.pubkey import Pubkey
 
 from .wire import _BD, _DEC, _POW, _V, _VC, ui_token_amount, varint
 
-SPL_RENT = 2_039_280  # 165-byte SPL token account
-T22_RENT = 2_074_080  # 170-byte Token-2022 account (ImmutableOwner)
-WALLET_RENT = 890_880
+
+def rent(size: int) -> int:
+    """Rent-exempt minimum of a ``size``-byte account at 2026 mainnet's rate: 5,080 lamports
+    per (size + 128). Checked on the Oct 2026 fixtures (MrD2…): a Token-2022 ATA 1,513,840,
+    a volume accumulator (137 bytes) 1,346,200, a bonding curve (141) 1,366,520, a mint with
+    its metadata (410) 2,733,040, an empty account 650,240 (the old rate was 6,960)."""
+    return (size + 128) * 5_080
+
+
+SPL_RENT = rent(165)  # SPL token account
+T22_RENT = rent(170)  # Token-2022 account (ImmutableOwner)
+WALLET_RENT = rent(0)
 
 
 def b58(pk: bytes) -> str:

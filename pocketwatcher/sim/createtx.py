@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 
 from . import events as ev
-from .accounts import T22_RENT
+from .accounts import T22_RENT, rent
 from .curve import CREATOR_FEE_BPS, FEE_BPS, Quote
 from .encoder import (
     TOKEN22_PK,
@@ -26,12 +26,11 @@ from .encoder import (
     transfer_checked,
     tx_fee,
 )
-from .entities import UVA_RENT, Token, Wallet
+from .entities import CURVE_RENT, CURVE_SIZE, UVA_RENT, Token, Wallet
 from .pumptx import _BUY_IX, _GETFEES, BUY, GET_FEES, _event_ix, _tail, _with_path, buy_ix
 from .shape import Ix, Spec, V
 
 CREATE_V2 = bytes([214, 144, 76, 236, 95, 139, 49, 180])
-CURVE_RENT = 1_934_880
 _q = struct.Struct("<Q").pack
 
 
@@ -54,8 +53,10 @@ class CreateTx:
         pre = sh.snapshot(full)
         fee = tx_fee(2, cu_limit, cu_price)
         user = w.acct
-        mint_rent = 1_461_600 + 6_960 * (len(tok.name) + len(tok.symbol) + len(tok.uri) + 80)
-        top_up = 6_960 * (len(tok.name) + len(tok.symbol) + len(tok.uri) + 80)
+        # the mint is created at 234 bytes, then topped up for its metadata (a 4-byte TLV
+        # header, 80 bytes of fields and the three strings): MrD2… tops up 894,080 for 410 bytes
+        top_up = 5_080 * (84 + len(tok.name) + len(tok.symbol) + len(tok.uri))
+        mint_rent = rent(234) + top_up
         c = tok.curve
         meta = _s(tok.name) + _s(tok.symbol) + _s(tok.uri)
         e = ev.create_event(tok.name, tok.symbol, tok.uri, tok.mint.pk, tok.bc.pk, user.pk, user.pk, ts,
@@ -115,7 +116,7 @@ class CreateTx:
             Ix(t22, ("mint",), V("c_mptr"), logs=("Program log: MetadataPointerInstruction::Initialize",), cu=925),
             Ix(t22, ("mint",), b"\x14\x06" + self.enc.consts["pump_mint_auth"].pk + b"\x00",
                logs=("Program log: Instruction: InitializeMint2",), cu=1_772),
-            Ix("@system", ("user", "bc"), create_account(CURVE_RENT, 150, self.enc.consts["pump"].pk)),
+            Ix("@system", ("user", "bc"), create_account(CURVE_RENT, CURVE_SIZE, self.enc.consts["pump"].pk)),
             _abc_ata(),
             Ix("@system", ("user", "mint"), V("c_topup")),
             Ix(t22, ("mint", auth, "mint", auth), V("c_meta"),

@@ -63,22 +63,29 @@ def cu_price_data(micro_lamports: int) -> bytes:
     return _price(3, micro_lamports)
 
 
+# SPL Token's compute units in Oct 2026 (p-token; the fixtures show 37-229 CU and no
+# "Instruction:" logs): GetAccountDataSize, InitializeImmutableOwner, InitializeAccount3
+SPL_TOKEN_CU = (179, 37, 229)
+
+
 def ata_ix(payer: str, ata: str, owner: str, mint: str, t22: bool, new: bool, init_var: str) -> Ix:
     """ATA ``CreateIdempotent``; with the account-creation CPIs when the account is new."""
     prog = "@token22" if t22 else "@token"
     kids = []
     if new:
         size, rent, ret = (170, T22_RENT, "qgAAAAAAAAA=") if t22 else (165, SPL_RENT, "pQAAAAAAAAA=")
-        immut = ("Program log: Instruction: InitializeImmutableOwner",)
-        if not t22:
-            immut += ("Program log: Please upgrade to SPL Token 2022 for immutable owner support",)
+        if t22:
+            logs = [(f"Program log: Instruction: {n}",) for n in ("GetAccountDataSize", "InitializeImmutableOwner",
+                                                                  "InitializeAccount3")]
+            cus = (1523, 736, 2153)
+        else:  # SPL Token in 2026 (p-token) logs no instruction names and costs a few hundred CU
+            logs, cus = [(), (), ()], SPL_TOKEN_CU
         kids = [
-            Ix(prog, (mint,), b"\x15\x07\x00", logs=("Program log: Instruction: GetAccountDataSize",), cu=1523,
-               ret=ret),
+            Ix(prog, (mint,), b"\x15\x07\x00", logs=logs[0], cu=cus[0], ret=ret),
             Ix("@system", (payer, ata), create_account(rent, size, TOKEN22_PK if t22 else TOKEN_PK)),
             Ix(prog, (ata,), b"\x16", pre=("Program log: Initialize the associated token account",),
-               logs=immut, cu=736),
-            Ix(prog, (ata, mint), V(init_var), logs=("Program log: Instruction: InitializeAccount3",), cu=2153),
+               logs=logs[1], cu=cus[1]),
+            Ix(prog, (ata, mint), V(init_var), logs=logs[2], cu=cus[2]),
         ]
     return Ix("@atoken", (payer, ata, owner, mint, "@system", prog), b"\x01",
               logs=("Program log: CreateIdempotent",), cu=12_640 if new else 4_338, children=kids)
@@ -136,24 +143,28 @@ class Encoder:
     def shapes(self) -> int:
         return len(self._shapes)
 
-    def finish(self, sh: Shape, full: list[Account], pre: tuple, vals: dict, fee: int) -> bytes:
-        """Encode the transaction and add it to the slot's output; returns its 64-byte signature.
-
-        Signatures are deterministic pseudo-random bytes, drawn in blocks of 1,024.
-        """
+    def _draw(self) -> bytes:
         i = self._sig_i
         if i >= len(self._sig_buf):
             self._sig_buf = self._sig.randbytes(64 * 1024)
             i = 0
         self._sig_i = i + 64
-        sig = self._sig_buf[i:i + 64]
+        return self._sig_buf[i:i + 64]
+
+    def finish(self, sh: Shape, full: list[Account], pre: tuple, vals: dict, fee: int) -> bytes:
+        """Encode the transaction and add it to the slot's output; returns its 64-byte signature.
+
+        Signatures are deterministic pseudo-random bytes, drawn in blocks of 1,024.
+        """
+        sig = self._draw()
+        sig2 = self._draw() if sh.header[0] == 2 else None  # a create: the mint signs too
         if sh.fail_at is not None:
             self.failed += 1
         out = self.out
         if self.bundle_next:
             self.bundled.append(len(out))
             self.bundle_next = False
-        out.append(sh.encode(full, pre, vals, sig, fee, self.blockhash_f))
+        out.append(sh.encode(full, pre, vals, sig, fee, self.blockhash_f, sig2))
         self.times.append(self.now)
         self.transactions += 1
         self.versioned += sh.versioned

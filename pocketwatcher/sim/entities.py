@@ -5,12 +5,14 @@ Kept as plain slotted classes: the market touches them on every trade.
 
 from __future__ import annotations
 
-from .accounts import SPL_RENT, T22_RENT, TOKEN, TOKEN22, WALLET_RENT, Account, KeyFactory, derived
+from .accounts import SPL_RENT, T22_RENT, TOKEN, TOKEN22, WALLET_RENT, Account, KeyFactory, derived, rent
 from .amm import Pool
 from .curve import TOKEN_DECIMALS, Curve
 
-UVA_RENT = 1_346_200  # pump / PumpSwap user_volume_accumulator
-CURVE_RENT = 1_934_880  # 150-byte bonding curve account
+UVA_SIZE = 137  # pump / PumpSwap user_volume_accumulator
+UVA_RENT = rent(UVA_SIZE)
+CURVE_SIZE = 141  # bonding curve account (2026)
+CURVE_RENT = rent(CURVE_SIZE)
 
 
 class Actor:

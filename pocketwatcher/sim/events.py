@@ -3,9 +3,10 @@
 Each event is written twice, as on mainnet: as a self-CPI inner instruction
 (``EVENT_TAG || discriminator || borsh``, one account: the event authority) and as a
 ``Program data: base64(discriminator || borsh)`` log line. Layouts are from
-PROTOCOL_FACTS §2.3 / §3 (TradeEvent v5: the "266-byte" class with ``ix_name`` and
-``mayhem_mode``; CreateEvent of create_v2 with token_program and is_mayhem_mode; BuyEvent
-with the 2025-10 fields; SellEvent with coin-creator fields).
+PROTOCOL_FACTS §2.3 / §3 and the Oct 2026 fixtures: TradeEvent in its 374-byte layout
+(``ix_name``, mayhem, cashback, buyback, shareholders, the quote fields and 24 trailing
+zero bytes), CreateEvent of create_v2 with the quote fields, CompleteEvent with quote_mint;
+BuyEvent with the 2025-10 fields; SellEvent with coin-creator fields.
 """
 
 from __future__ import annotations
@@ -25,19 +26,26 @@ SELL_EVENT = bytes([62, 47, 55, 10, 165, 3, 220, 42])
 CREATE_POOL_EVENT = bytes([177, 49, 12, 210, 160, 118, 167, 116])
 
 _TRADE = "<8s32sQQB32sqQQQQ32sQQ32sQQBQQQq"  # discriminator, fields, then ix_name and mayhem_mode
-_TRADE_BUY = struct.Struct(_TRADE + "8s").pack
-_TRADE_SELL = struct.Struct(_TRADE + "9s").pack
+# then cashback bps + lamports, buyback bps + lamports, shareholders (empty vec), quote_mint
+# (zero: SOL), quote_amount, virtual/real quote reserves (the SOL figures again), 24 zero bytes
+_TAIL = "QQQQI32xQQQ24x"
+_TRADE_BUY = struct.Struct(_TRADE + "8s" + _TAIL).pack
+_TRADE_SELL = struct.Struct(_TRADE + "9s" + _TAIL).pack
 _IX_BUY = b"\x03\x00\x00\x00buy\x00"  # ix_name "buy", then mayhem_mode false
 _IX_SELL = b"\x04\x00\x00\x00sell\x00"
+BUYBACK_BPS = 5_000  # of the protocol fee: half of it goes to the buyback recipient
 
 
 def trade_event(mint: bytes, sol: int, tokens: int, is_buy: bool, user: bytes, ts: int, vsol: int,
                 vtok: int, rsol: int, rtok: int, fee_recipient: bytes, fee_bps: int, fee: int,
                 creator: bytes, creator_bps: int, creator_fee: int, volume: int) -> bytes:
-    """TradeEvent (discriminator included): reserves are those after the trade."""
+    """TradeEvent (discriminator included), the 374-byte layout of Oct 2026 mainnet (the
+    fixtures 4WSwD…, MrD2…): reserves are those after the trade; the buyback fee is the
+    half of ``fee`` the program sends to its second fee recipient."""
     return (_TRADE_BUY if is_buy else _TRADE_SELL)(
         TRADE, mint, sol, tokens, is_buy, user, ts, vsol, vtok, rsol, rtok, fee_recipient, fee_bps, fee,
         creator, creator_bps, creator_fee, is_buy, 0, 0, volume, ts, _IX_BUY if is_buy else _IX_SELL,
+        0, 0, BUYBACK_BPS, fee - fee // 2, 0, sol, vsol, rsol,
     )
 
 
@@ -48,12 +56,23 @@ def _string(s: str) -> bytes:
 
 def create_event(name: str, symbol: str, uri: str, mint: bytes, curve: bytes, user: bytes, creator: bytes,
                  ts: int, vtok: int, vsol: int, rtok: int, supply: int, token_program: bytes) -> bytes:
+    """CreateEvent as of Oct 2026 (2WpWr…): … token_program, is_mayhem_mode, is_cashback_enabled,
+    quote_mint (zero: SOL), virtual_quote_reserves, then 9 zero bytes."""
     return CREATE + _string(name) + _string(symbol) + _string(uri) + mint + curve + user + creator + struct.pack(
-        "<qQQQQ", ts, vtok, vsol, rtok, supply) + token_program + b"\x00"
+        "<qQQQQ", ts, vtok, vsol, rtok, supply) + token_program + _create_tail(vsol)
+
+
+def _create_tail(vsol: int) -> bytes:
+    return _CREATE_TAIL_S.pack(0, 0, vsol)
+
+
+_CREATE_TAIL_S = struct.Struct("<BB32xQ9x")
+_Q0 = bytes(32)
 
 
 def complete_event(user: bytes, mint: bytes, curve: bytes, ts: int) -> bytes:
-    return COMPLETE + user + mint + curve + struct.pack("<q", ts)
+    """CompleteEvent with the 2026-05 quote_mint (zero: SOL)."""
+    return COMPLETE + user + mint + curve + struct.pack("<q", ts) + _Q0
 
 
 def migration_event(user: bytes, mint: bytes, mint_amount: int, sol_amount: int, fee: int, curve: bytes,

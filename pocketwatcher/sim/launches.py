@@ -16,13 +16,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import archetypes
-from .accounts import T22_RENT
+from .accounts import SPL_RENT, T22_RENT
 from .agents import RESERVE, SOL
 from .amm import Pool
 from .archetypes import AMM_PHASES, Life
 from .config import ARCHETYPES
 from .curve import POOL_MIGRATION_FEE
-from .entities import UVA_RENT, Token
+from .entities import CURVE_RENT, UVA_RENT, Token
+from .pumpswaptx import LP_MINT_RENT, POOL_RENT
 
 if TYPE_CHECKING:
     from .market import Market
@@ -132,7 +133,7 @@ class Launches:
             age = int(rng.uniform(3_000, 40_000))
             tok.launch_slot = m.cfg.start_slot - age
             tok.mint.set_lam(3_500_000)
-            tok.bc.set_lam(1_934_880)
+            tok.bc.set_lam(CURVE_RENT)
             tok.abc.set_lam(T22_RENT)
             tok.abc.set_tok(tok.curve.supply)
             target = {"pool": 1.0, "late_runner": rng.uniform(0.55, 0.8), "slow": rng.uniform(0.1, 0.45)}[kind]
@@ -171,9 +172,9 @@ class Launches:
         base, quote = tok.abc.tok, tok.curve.real_sol - POOL_MIGRATION_FEE
         tok.abc.set_tok(0)
         tok.bc.add_lam(-tok.curve.real_sol)
-        for acct, lam in ((tok.pool, 2_582_160), (tok.lp_mint, 1_461_600), (tok.pb, T22_RENT)):
+        for acct, lam in ((tok.pool, POOL_RENT), (tok.lp_mint, LP_MINT_RENT), (tok.pb, T22_RENT)):
             acct.set_lam(lam)
         tok.pb.set_tok(base)
         tok.pq.set_tok(quote)
-        tok.pq.set_lam(2_039_280 + quote)
+        tok.pq.set_lam(SPL_RENT + quote)
         tok.amm = Pool(base, quote)

@@ -2,7 +2,7 @@
 
 A run is ``SimConfig.shards`` independent shards (see :mod:`pocketwatcher.sim.stream`, which
 runs them side by side and merges their output into one stream). All shards follow one
-:class:`Clock`: simulated time advances slot by slot, ~400 ms with jitter, a few percent of
+:class:`Clock`: simulated time advances slot by slot, ~268 ms with jitter, a few percent of
 slots skipped (no block; their transactions land in the next one). Within a shard,
 everything that happens — launches, trades, funding, migrations — is an event on one heap
 ordered by time (ties by insertion), so a seed fully determines the run. Per produced slot
@@ -52,11 +52,12 @@ class Clock:
         cfg = self.cfg
         rng = random.Random(derive_seed("clock", self.seed))
         gauss, random_, mean, jitter, skip = rng.gauss, rng.random, cfg.slot_seconds, cfg.slot_jitter, cfg.skip_rate
+        floor = 0.75 * mean  # a leader never produces a block much faster than the target
         t = 0.0
         slot = cfg.start_slot
         while t < self.end:
             dur = gauss(mean, jitter)
-            t_end = t + (dur if dur > 0.3 else 0.3)
+            t_end = t + (dur if dur > floor else floor)
             if random_() < skip:
                 self.skipped += 1
             else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 
 from . import events as ev
-from .accounts import SPL_RENT, T22_RENT
+from .accounts import SPL_RENT, T22_RENT, rent
 from .amm import CREATOR_FEE_BPS, LP_FEE_BPS, PROTOCOL_FEE_BPS, SwapQuote
 from .curve import POOL_MIGRATION_FEE
 from .encoder import (
@@ -57,8 +57,8 @@ CREATE_POOL = bytes([233, 146, 209, 142, 207, 104, 64, 188])
 PAMM_ID = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
 PAMM_FEES_RET = "FAAAAAAAAAAFAAAAAAAAAAUAAAAAAAAA"  # (lp 20, protocol 5, creator 5) bps
 ERRORS = {6004: "ExceededSlippage. Error Number: 6004. Error Message: Exceeded slippage tolerance."}
-POOL_RENT = 2_582_160
-LP_MINT_RENT = 1_461_600
+POOL_RENT = rent(243)
+LP_MINT_RENT = rent(82)
 
 SWAP_ACCS = ("pool", "user", "@pamm_config", "mint", "@wsol", "ub", "wq", "pb", "pq", "@pamm_fee", "@pamm_fee_ata",
              "@token22", "@token", "@system", "@atoken", "@pamm_event_auth", "@pamm", "ccv_ata", "ccv_auth")
@@ -68,7 +68,9 @@ _CHECKED = ("Program log: Instruction: TransferChecked",)
 
 
 def _xfer(prog: str, accs: tuple, var: str) -> Ix:
-    return Ix(prog, accs, V(var), logs=_CHECKED, cu=6_147 if prog == "@token22" else 6_238)
+    if prog == "@token22":
+        return Ix(prog, accs, V(var), logs=_CHECKED, cu=6_147)
+    return Ix(prog, accs, V(var), cu=105)  # SPL Token in 2026 (p-token): no log, ~100 CU
 
 
 class PumpSwapTx:
@@ -171,9 +173,9 @@ class PumpSwapTx:
         ixs = [cu_limit_ix(cu_limit), cu_price_ix(), wsol_ata]
         if buy:
             ixs += [Ix("@system", ("user", "wq"), V("t_wrap")),
-                    Ix("@token", ("wq",), b"\x11", logs=("Program log: Instruction: SyncNative",), cu=3_045),
+                    Ix("@token", ("wq",), b"\x11", cu=76),
                     ata_ix("user", "ub", "user", "mint", True, ub_new, "ata_init")]
-            kids = [_fees_ix("@pamm_fee_config", "@pamm"),
+            kids = [_fees_ix("@pamm_fee_config", "@pamm", PAMM_FEES_RET),
                     _xfer("@token22", ("pb", "mint", "ub", "pool"), "x_base"),
                     _xfer("@token", ("wq", "@wsol", "pq", "user"), "x_quote"),
                     _xfer("@token", ("wq", "@wsol", "@pamm_fee_ata", "user"), "x_proto"),
@@ -182,7 +184,7 @@ class PumpSwapTx:
             swap = Ix("@pamm", BUY_ACCS, V("ix"), logs=("Program log: Instruction: Buy",), cu=31_000 + 977 * jitter,
                       children=kids)
         else:
-            kids = [_fees_ix("@pamm_fee_config", "@pamm"),
+            kids = [_fees_ix("@pamm_fee_config", "@pamm", PAMM_FEES_RET),
                     _xfer("@token22", ("ub", "mint", "pb", "user"), "x_base"),
                     _xfer("@token", ("pq", "@wsol", "wq", "pool"), "x_quote"),
                     _xfer("@token", ("pq", "@wsol", "@pamm_fee_ata", "pool"), "x_proto"),
@@ -193,8 +195,7 @@ class PumpSwapTx:
         outer = len(ixs)
         f = fail_spec(fail, PAMM_ID, bot is not None, "Buy" if buy else "Sell", ERRORS) if fail else None
         ixs.append(wrap(swap, bot, f))
-        ixs.append(Ix("@token", ("wq", "user", "user"), b"\x09", logs=("Program log: Instruction: CloseAccount",),
-                      cu=2_915))
+        ixs.append(Ix("@token", ("wq", "user", "user"), b"\x09", cu=112))  # p-token: no log
         _tail(ixs, tip)
         toks = ("pb", "pq", "@pamm_fee_ata", "ccv_ata") + (() if ub_new else ("ub",))
         post = toks if fail else ("pb", "pq", "@pamm_fee_ata", "ccv_ata", "ub")
@@ -256,7 +257,7 @@ class PumpSwapTx:
                          logs=("Program log: Instruction: CreatePool",), cu=41_000, children=pool_kids)
         kids = [
             _xfer(t22, ("abc", "mint", "pauth_mint", "bc"), "x_base"),
-            Ix(tok, ("pauth_wsol",), b"\x11", logs=("Program log: Instruction: SyncNative",), cu=3_045),
+            Ix(tok, ("pauth_wsol",), b"\x11", cu=76),
             create_pool,
             Ix(t22, ("user_pool", "lp_mint", "pauth"), V("lp_burn"), logs=("Program log: Instruction: Burn",),
                cu=4_752),

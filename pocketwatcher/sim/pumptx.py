@@ -25,7 +25,7 @@ from .encoder import (
     cu_limit_ix,
     cu_price_ix,
 )
-from .entities import UVA_RENT, Token, Wallet
+from .entities import UVA_RENT, UVA_SIZE, Token, Wallet
 from .shape import Ix, Spec, V
 
 BUY = bytes([102, 6, 61, 18, 1, 218, 235, 234])
@@ -70,9 +70,10 @@ def fail_spec(code: int, program_id: str, wrapped: bool, name: str, errors: dict
     return code, tuple(lines)
 
 
-def _fees_ix(config: str, prog: str) -> Ix:
+def _fees_ix(config: str, prog: str, ret: str = FEES_RET) -> Ix:
+    """The fee program's CPI; it returns (lp, protocol, creator) bps as three u64s."""
     return Ix("@pfee", (config, prog), V("getfees"), logs=("Program log: Instruction: GetFeesWithQuoteMint",),
-              cu=3_360, ret=FEES_RET)
+              cu=3_360, ret=ret)
 
 
 def _event_ix(prog: str, auth: str, var: str) -> Ix:
@@ -80,7 +81,7 @@ def _event_ix(prog: str, auth: str, var: str) -> Ix:
 
 
 def buy_ix(uva_new: bool, completes: bool, jitter: int) -> Ix:
-    kids = [Ix("@system", ("user", "uva"), create_account(UVA_RENT, 185, PUMP_PK))] if uva_new else []
+    kids = [Ix("@system", ("user", "uva"), create_account(UVA_RENT, UVA_SIZE, PUMP_PK))] if uva_new else []
     kids += [
         _fees_ix("@pump_fee_config", "@pump"),
         Ix("@token22", ("abc", "mint", "au", "bc"), V("xfer"), logs=("Program log: Instruction: TransferChecked",),

@@ -293,14 +293,14 @@ class Shape:
         return b"".join(t), self._pre_tokens(full)
 
     def encode(self, full: list[Account], pre: tuple[bytes, bytes], vals: dict, sig: bytes, fee: int,
-               blockhash_f: bytes) -> bytes:
+               blockhash_f: bytes, sig2: bytes | None = None) -> bytes:
         """The transaction's ``SubscribeUpdateTransactionInfo`` body, without its ``index`` field.
 
         Where the transaction lands in its block is decided when the shards' streams are
         merged (:mod:`pocketwatcher.sim.stream`), which adds the index, the slot, the
         update's wrapping and ``created_at`` around these bytes. One join over the shape's
         template (:meth:`_freeze`): only the meta's length wraps the variable-length
-        balances and fee.
+        balances and fee. ``sig2`` is the second signer's signature (a create's mint).
         """
         fz = self._fz or self._freeze(vals)
         t, key_get, ix_get, body_get, meta_k, head_n = fz
@@ -314,8 +314,8 @@ class Shape:
         qn = _V[len(post_bal)]
         n = meta_k + len(fee_v) + len(pn) + len(pre_bal) + len(qn) + len(post_bal) + len(pre_tok) + len(post_tok)
         meta_n = _V[n] if n < 16384 else varint(n)
-        t[1::2] = [sig, sig, *[a.kf for a in key_get(full)], blockhash_f, *ix_get(vals), meta_n, fee_v,
-                   pn, pre_bal, qn, post_bal, *body_get(vals), pre_tok, post_tok]
+        t[1::2] = [sig, sig, *((sig2,) if sig2 else ()), *[a.kf for a in key_get(full)], blockhash_f,
+                   *ix_get(vals), meta_n, fee_v, pn, pre_bal, qn, post_bal, *body_get(vals), pre_tok, post_tok]
         out = b"".join(t)
         if len(out) != head_n + len(meta_n) + n:
             raise ValueError(f"shape {self.spec.swap_path}: a per-transaction value changed length")
@@ -351,16 +351,20 @@ class Shape:
         group_plan, keys_plan, keys_size = shared
         body_plan = plans.merge(group_plan + flat(self._log_segs))
         ix_plan = flat(self._ix_segs)
+        m = _Mark
         msg_len = keys_size + 34 + size(ix_plan) + len(self._msg_tail)
         msg_head = b"\x12" + varint(msg_len)
-        tx_head = b"\x1a" + varint(66 + len(msg_head) + msg_len)
+        nsig = self.header[0]  # a signature per required signer: the payer, and a create's mint
+        if nsig > 2:
+            raise ValueError(f"shape {self.spec.swap_path}: {nsig} signers (at most 2 are encoded)")
+        more_sigs = [b"\x0a\x40", m.SIG2] if nsig == 2 else []
+        tx_head = b"\x1a" + varint(66 * nsig + len(msg_head) + msg_len)
         if self.fail_at is None:
             err_f = b""
         else:
             err = custom_error(self.fail_at, self.fail_code)
             err_f = b"\x0a" + _V[len(err) + 2] + b"\x0a" + _V[len(err)] + err
-        m = _Mark
-        items = [b"\x0a\x40", m.SIG, tx_head + b"\x0a\x40", m.SIG,
+        items = [b"\x0a\x40", m.SIG, tx_head + b"\x0a\x40", m.SIG, *more_sigs,
                  msg_head, *keys_plan, m.BH, *ix_plan, self._msg_tail + b"\x22", m.META, err_f + b"\x10", m.FEE,
                  b"\x1a", m.PN, m.PRE, b"\x22", m.QN, m.POST, *body_plan, m.PRE_TOK, m.POST_TOK, self._meta_tail]
         tmpl, slots = plans.template(items)
@@ -368,7 +372,7 @@ class Shape:
         ix_names = [x for x in ix_plan if x.__class__ is str]
         body_names = [x for x in body_plan if x.__class__ is str]
         meta_k = len(err_f) + 3 + size(body_plan) + len(self._meta_tail)
-        head_n = 66 + len(tx_head) + 66 + len(msg_head) + msg_len + 1  # up to the meta's tag
+        head_n = 66 + len(tx_head) + 66 * nsig + len(msg_head) + msg_len + 1  # up to the meta's tag
         self._fz = (tmpl, _getter(keys), _getter(ix_names), _getter(body_names), meta_k, head_n)
         return self._fz
 
@@ -376,7 +380,7 @@ class Shape:
 class _Mark:
     """Markers of the per-transaction pieces in a transaction-info template (see ``Shape._freeze``)."""
 
-    SIG, BH, META, FEE, PN, PRE, QN, POST, PRE_TOK, POST_TOK = (object() for _ in range(10))
+    SIG, SIG2, BH, META, FEE, PN, PRE, QN, POST, PRE_TOK, POST_TOK = (object() for _ in range(11))
 
 
 

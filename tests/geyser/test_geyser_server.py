@@ -11,9 +11,9 @@ import threading
 import time
 
 import grpc
-from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 import pytest
 from geyser_helpers import PUMP, RAY, Stream, b58, kinds, standard_capture, tx_ids, tx_update, write_capture
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from pocketwatcher.geyser.server import ReplayServer, parse_speed
 from pocketwatcher.proto import geyser_pb2 as pb

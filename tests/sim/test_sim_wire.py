@@ -63,11 +63,52 @@ def test_slot_and_block_meta_updates():
     assert (t.created_at.seconds, t.created_at.nanos) == (1_793_491_249, 1_000)
 
 
-def test_trade_event_is_the_266_byte_class_and_decodes():
+def _mainnet_event(name: str, prefix: str) -> bytes:
+    import base64
+    import re
+
+    from conftest import SHARED
+
+    (path,) = (SHARED / "fixtures" / "tx").glob(f"*{name}*")
+    return base64.b64decode(re.findall(rf"Program data: ({prefix}[A-Za-z0-9+/=]+)", path.read_text())[0])
+
+
+def test_trade_event_is_the_oct_2026_layout_byte_for_byte():
+    """The simulator's TradeEvent, given a real Oct 2026 event's fields (4WSwD…: create_v2 +
+    a buy of the whole curve), is that event's 382 bytes, but for last_update_timestamp
+    (the buyer's volume history, which the simulator keeps its own way)."""
+    import struct
+
+    real = _mainnet_event("4WSwD", "vdt/")
+    p = real[8:]
+
+    def u(o):
+        return struct.unpack_from("<Q", p, o)[0]
+
+    mine = events.trade_event(p[0:32], u(32), u(40), p[48] == 1, p[49:81], struct.unpack_from("<q", p, 81)[0],
+                              u(89), u(97), u(105), u(113), p[121:153], u(153), u(161), p[169:201], u(201),
+                              u(209), u(234))
+    assert len(mine) == len(real) == 382
+    assert mine[:8 + 242] == real[:8 + 242] and mine[8 + 250:] == real[8 + 250:]
+
+
+def test_create_and_complete_events_are_the_oct_2026_layouts():
+    """CreateEvent (2WpWr…, a mayhem coin): after token_program come is_mayhem_mode,
+    is_cashback_enabled, quote_mint (zero: SOL), virtual_quote_reserves and 9 zero bytes."""
+    real = _mainnet_event("2WpWr", "G3KpTd7rY3")[8:]
+    mine = events.create_event("a", "b", "c", bytes(32), bytes(32), bytes(32), bytes(32), 1, 2, 30 * 10**9, 3, 4,
+                               b"T" * 32)[8:]
+    assert len(mine) == 3 * 4 + 3 + 4 * 32 + 40 + 32 + 51
+    assert mine[-83:-51] == b"T" * 32 and mine[-51] == 0  # token_program, not a mayhem coin
+    assert mine[-50:] == real[-50:]  # the same tail as the real coin's
+    assert len(events.complete_event(bytes(32), bytes(32), bytes(32), 1)) == 8 + 136
+
+
+def test_trade_event_decodes():
     keys = KeyFactory(1)
     mint, user, fee, creator = (keys.key(x) for x in "abcd")
     e = events.trade_event(mint, 5, 7, True, user, 1_700_000_000, 31, 1_000, 1, 2, fee, 95, 3, creator, 30, 4, 9)
-    assert len(e) == 266 and e[:8] == events.TRADE
+    assert e[:8] == events.TRADE
     ev = decode_trade_event(e[8:])
     assert (ev.mint, ev.sol_amount, ev.token_amount, ev.is_buy, ev.user, ev.fee, ev.creator_fee, ev.ix_name) == (
         b58(mint), 5, 7, True, b58(user), 3, 4, "buy")
@@ -126,3 +167,22 @@ def test_shape_variants_encode_as_shapes_compiled_from_scratch():
         if share:
             assert len(m.enc._structures) < m.enc.shapes
     assert runs[0] == runs[1]
+
+
+def test_rent_is_the_2026_rate_seen_on_mainnet():
+    """MrD2… (create_v2 + a first buy, Oct 2026) pays exactly these rent minimums: two
+    Token-2022 ATAs, the buyer's volume accumulator, the bonding curve (+ the buy's SOL) and
+    the mint with its metadata (234 bytes + a 176-byte top-up)."""
+    import json
+
+    from conftest import SHARED
+
+    from pocketwatcher.sim.accounts import T22_RENT, rent
+    from pocketwatcher.sim.entities import CURVE_RENT, UVA_RENT
+
+    (path,) = (SHARED / "fixtures" / "tx").glob("*MrD2*")
+    meta = json.loads(path.read_text())["meta"]
+    gains = sorted(b - a for a, b in zip(meta["preBalances"], meta["postBalances"], strict=True) if b > a)
+    assert T22_RENT == 1_513_840 and gains.count(T22_RENT) == 2
+    assert UVA_RENT in gains and CURVE_RENT + 420_000_000 in gains
+    assert rent(234) + 5_080 * 176 in gains  # the mint
