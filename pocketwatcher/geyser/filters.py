@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import based58
 
+from ..proto import geyser_pb2 as pb
 from .index import BLOCK_META, SLOT, TX, Record
 from .wire import filters_prefix
 
-_UNSUPPORTED = ("accounts", "blocks", "entry", "transactions_status")
+_UNSUPPORTED = ("accounts", "blocks", "entry")
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,12 @@ class Filter:
     """A compiled request: ``render(record)`` gives the bytes to send, or None."""
 
     def __init__(self, tx: list[TxFilter], slots: list[SlotFilter], blocks_meta: list[str],
-                 commitment: int) -> None:
+                 commitment: int, tx_status: list[TxFilter] = ()) -> None:
         self.tx = sorted(tx, key=lambda f: f.name)
+        self.tx_status = sorted(tx_status, key=lambda f: f.name)
+        # transactions_status: a second, smaller update per matching transaction (after its
+        # `transaction` update, as Yellowstone sends them); None when the request has none
+        self.render_status = self._render_status if self.tx_status else None
         self.slots = sorted(slots, key=lambda f: f.name)
         self.blocks_meta = tuple(sorted(blocks_meta))
         self.commitment = commitment
@@ -89,7 +94,7 @@ class Filter:
 
     @property
     def empty(self) -> bool:
-        return not (self.tx or self.slots or self.blocks_meta)
+        return not (self.tx or self.slots or self.blocks_meta or self.tx_status)
 
     def names(self, rec: Record) -> tuple[str, ...]:
         kind = rec.kind
@@ -118,6 +123,34 @@ class Filter:
         if prefix is None:
             prefix = self._prefix[names] = filters_prefix(names)
         return prefix + rec.body
+
+
+    def _render_status(self, rec: Record) -> bytes | None:
+        names = tuple(f.name for f in self.tx_status if f.matches(rec))
+        if not names:
+            return None
+        body = rec.status_body
+        if body is None:
+            body = rec.status_body = _status_body(rec.body)
+        prefix = self._prefix.get(names)
+        if prefix is None:
+            prefix = self._prefix[names] = filters_prefix(names)
+        return prefix + body
+
+
+def _status_body(tx_update: bytes) -> bytes:
+    """``SubscribeUpdateTransactionStatus`` of a recorded transaction update: slot,
+    signature, is_vote, index in block and err, with the record's ``created_at``."""
+    u = pb.SubscribeUpdate.FromString(tx_update)
+    info = u.transaction.transaction
+    out = pb.SubscribeUpdate()
+    st = out.transaction_status
+    st.slot, st.signature, st.is_vote, st.index = u.transaction.slot, info.signature, info.is_vote, info.index
+    if info.meta.HasField("err"):
+        st.err.CopyFrom(info.meta.err)
+    if u.HasField("created_at"):
+        out.created_at.CopyFrom(u.created_at)
+    return out.SerializeToString()
 
 
 def _decode(value: str, size: int, what: str, where: str) -> bytes:
@@ -159,16 +192,25 @@ def compile_request(req, limits: FilterLimits = FilterLimits()) -> Filter:
     if commitment not in (0, 1, 2):
         raise FilterError(f"failed to create CommitmentLevel from {commitment}")
     _check_names("transactions", req.transactions, limits)
+    _check_names("transactions_status", req.transactions_status, limits)
     _check_names("slots", req.slots, limits)
     _check_names("blocks_meta", req.blocks_meta, limits)
-    tx = []
-    for name, f in req.transactions.items():
-        where = f'transactions["{name}"]'
+    slots = [SlotFilter(name, f.filter_by_commitment, f.interslot_updates)
+             for name, f in req.slots.items()]
+    return Filter(_tx_filters(req.transactions, "transactions", limits), slots, list(req.blocks_meta), commitment,
+                  _tx_filters(req.transactions_status, "transactions_status", limits))
+
+
+def _tx_filters(filters, kind: str, limits: FilterLimits) -> list[TxFilter]:
+    """``transactions`` and ``transactions_status`` filters: the same fields, the same matching."""
+    out = []
+    for name, f in filters.items():
+        where = f'{kind}["{name}"]'
         if f.HasField("token_accounts"):
             raise FilterError(f"{where}.token_accounts: not supported by the replay server")
         sig = _decode(f.signature, 64, "signature", f"{where}.signature") \
             if f.HasField("signature") else None
-        tx.append(TxFilter(
+        out.append(TxFilter(
             name=name,
             vote=f.vote if f.HasField("vote") else None,
             failed=f.failed if f.HasField("failed") else None,
@@ -178,6 +220,4 @@ def compile_request(req, limits: FilterLimits = FilterLimits()) -> Filter:
             required=_keys(f.account_required, limits.account_required_max,
                            f"{where}.account_required"),
         ))
-    slots = [SlotFilter(name, f.filter_by_commitment, f.interslot_updates)
-             for name, f in req.slots.items()]
-    return Filter(tx, slots, list(req.blocks_meta), commitment)
+    return out

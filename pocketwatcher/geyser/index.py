@@ -30,7 +30,7 @@ PROCESSED, CONFIRMED, FINALIZED = 0, 1, 2
 class Record:
     """One capture record as the filters see it."""
 
-    __slots__ = ("kind", "slot", "t", "body", "sig", "vote", "failed", "keys", "status")
+    __slots__ = ("kind", "slot", "t", "body", "sig", "vote", "failed", "keys", "status", "status_body")
 
     def __init__(self, kind: int, slot: int, t: float, body: bytes) -> None:
         self.kind, self.slot, self.t, self.body = kind, slot, t, body
@@ -38,6 +38,7 @@ class Record:
         self.vote = self.failed = False
         self.keys: frozenset[bytes] = frozenset()
         self.status = -1
+        self.status_body: bytes | None = None  # a transaction's status update, made when first asked for
 
 
 @dataclass

@@ -27,6 +27,7 @@ from grpclib.exceptions import StreamTerminatedError
 
 from ..proto import geyser_pb2 as pb
 from .filters import Filter, FilterError, compile_request
+from .index import TX
 
 if TYPE_CHECKING:
     from grpclib.server import Stream
@@ -154,6 +155,7 @@ class Session:
             return []
         recs, times, i, n = self.order.recs, self.order.times, self.i, len(self.order.recs)
         render, speed, lo = self.flt.render, self.srv.speed, self.min_slot
+        status = self.flt.render_status
         out: list[bytes] = []
         while i < n:
             if speed is not None:
@@ -168,8 +170,12 @@ class Session:
             data = render(rec)
             if data is not None:
                 out.append(data)
-                if len(out) >= BATCH:
-                    break
+            if status is not None and rec.kind == TX:
+                data = status(rec)
+                if data is not None:
+                    out.append(data)
+            if len(out) >= BATCH:
+                break
         else:
             if self.srv.end_of_stream == "close" and not out:
                 self.done = True

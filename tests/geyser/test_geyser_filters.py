@@ -152,6 +152,35 @@ def test_commitment_releases_transactions_when_their_slot_gets_there(server, com
         assert seen
 
 
+def test_transactions_status_sends_the_status_of_matching_transactions(server):
+    """Yellowstone's transactions_status: the same filter fields as transactions, and a
+    SubscribeUpdateTransactionStatus (slot, signature, is_vote, index, err) per match."""
+    req = pb.SubscribeRequest()
+    req.transactions_status["st"].failed = True
+    ups = run(server, req)
+    assert set(kinds(ups)) == {"transaction_status"}
+    want = [u.transaction for u in standard_updates() if u.HasField("transaction")
+            and u.transaction.transaction.meta.HasField("err")]
+    got = [u.transaction_status for u in ups]
+    assert [(s.slot, s.signature, s.is_vote, s.index, s.err.err) for s in got] == [
+        (t.slot, t.transaction.signature, t.transaction.is_vote, t.transaction.index, t.transaction.meta.err.err)
+        for t in want] and len(got) == 2
+    assert all(list(u.filters) == ["st"] and u.HasField("created_at") for u in ups)
+
+
+def test_transactions_and_their_status_both_go_out_in_that_order(server):
+    req = txreq("t", account_include=[PUMP])
+    req.transactions_status["s1"].account_include.append(b58(PUMP))
+    req.transactions_status["s2"].vote = False
+    ups = run(server, req)
+    pairs = [(k, u.transaction.transaction.signature[0] if k == "transaction" else u.transaction_status.signature[0],
+              tuple(u.filters)) for k, u in zip(kinds(ups), ups, strict=True)]
+    assert pairs[:4] == [("transaction", 1, ("t",)), ("transaction_status", 1, ("s1", "s2")),
+                         ("transaction", 3, ("t",)), ("transaction_status", 3, ("s1", "s2"))]
+    assert [p for p in pairs[4:] if p[0] == "transaction"] == []  # 4 and 5 touch no PUMP key
+    assert {p[1] for p in pairs[4:]} == {4, 5}  # ...but are not votes
+
+
 def test_from_slot_starts_at_that_slot(server):
     req = txreq()
     req.blocks_meta["bm"].SetInParent()
