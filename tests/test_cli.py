@@ -79,3 +79,60 @@ def test_simulate_shards_inline_and_a_bad_shard_count(tmp_path):
     bad = run("simulate", "--minutes", "0.5", "--shards", "9", "--out", str(tmp_path / "b"))
     assert bad.returncode == 2 and "shards" in bad.stderr and "4" in bad.stderr
     assert not (tmp_path / "b").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_replay_capture_and_export_swaps_from_the_command_line(tmp_path):
+    """`replay` serves the sample with an x-token; `capture` records from it (a wrong token
+    is refused with exit 2, the token kept out of the message, no file left); `export-swaps`
+    turns the recording into Parquet; Ctrl-C stops the replay cleanly."""
+    import signal
+    import socket
+    import time
+
+    port = _free_port()
+    env = {**os.environ, "COLUMNS": "200"}
+    srv = subprocess.Popen([sys.executable, "-m", "pocketwatcher", "replay", str(REPO / "data" / "sample.pwcap"),
+                            "--port", str(port), "--x-token", "cli-test-token"], cwd=REPO, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert srv.poll() is None and time.monotonic() < deadline, srv.stderr.read() if srv.poll() else ""
+                time.sleep(0.2)
+        endpoint = f"http://127.0.0.1:{port}"
+        bad = run("capture", "--endpoint", endpoint, "--x-token", "wrong-token-xyz", "--out",
+                  str(tmp_path / "bad.pwcap"), "--duration", "10")
+        assert bad.returncode == 2 and "wrong-token-xyz" not in bad.stderr + bad.stdout
+        assert "x-token" in bad.stderr.lower() or "auth" in bad.stderr.lower(), bad.stderr
+        assert not (tmp_path / "bad.pwcap").exists()
+        rec = run("capture", "--endpoint", endpoint, "--x-token", "cli-test-token", "--out",
+                  str(tmp_path / "rec.pwcap"), "--max-updates", "1500")
+        assert rec.returncode == 0, rec.stderr
+        assert "1500 updates written" in rec.stdout
+        exp = run("export-swaps", str(tmp_path / "rec.pwcap"), "--out", str(tmp_path / "out"))
+        assert exp.returncode == 0, exp.stderr
+        summary = json.loads(exp.stdout.splitlines()[-1])
+        assert summary["updates"] == 1500 and summary["swaps"] > 100 and summary["truncated_capture"] is False
+        assert list((tmp_path / "out" / "swaps").glob("*.parquet"))
+        missing = run("export-swaps", str(tmp_path / "nope.pwcap"), "--out", str(tmp_path / "o2"))
+        assert missing.returncode == 2 and "nope.pwcap" in missing.stderr
+    finally:
+        srv.send_signal(signal.SIGINT)
+        try:
+            code = srv.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            raise
+    assert code == 0 and "cli-test-token" not in srv.stderr.read()
