@@ -81,37 +81,25 @@ def test_simulate_shards_inline_and_a_bad_shard_count(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_replay_capture_and_export_swaps_from_the_command_line(tmp_path):
     """`replay` serves the sample with an x-token; `capture` records from it (a wrong token
     is refused with exit 2, the token kept out of the message, no file left); `export-swaps`
     turns the recording into Parquet; Ctrl-C stops the replay cleanly."""
+    import re
     import signal
-    import socket
     import time
 
-    port = _free_port()
     env = {**os.environ, "COLUMNS": "200"}
+    log = (tmp_path / "replay.log").open("w+")  # a file, not a pipe: nothing blocks on a full pipe
     srv = subprocess.Popen([sys.executable, "-m", "pocketwatcher", "replay", str(REPO / "data" / "sample.pwcap"),
-                            "--port", str(port), "--x-token", "cli-test-token"], cwd=REPO, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            "--port", "0", "--x-token", "cli-test-token"], cwd=REPO, env=env,
+                           stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert srv.poll() is None and time.monotonic() < deadline, srv.stderr.read() if srv.poll() else ""
-                time.sleep(0.2)
-        endpoint = f"http://127.0.0.1:{port}"
+        while not (found := re.search(r"serving (http://127\.0\.0\.1:\d+)", (tmp_path / "replay.log").read_text())):
+            assert srv.poll() is None and time.monotonic() < deadline, (tmp_path / "replay.log").read_text()
+            time.sleep(0.1)
+        endpoint = found.group(1)
         bad = run("capture", "--endpoint", endpoint, "--x-token", "wrong-token-xyz", "--out",
                   str(tmp_path / "bad.pwcap"), "--duration", "10")
         assert bad.returncode == 2 and "wrong-token-xyz" not in bad.stderr + bad.stdout
@@ -135,4 +123,5 @@ def test_replay_capture_and_export_swaps_from_the_command_line(tmp_path):
         except subprocess.TimeoutExpired:
             srv.kill()
             raise
-    assert code == 0 and "cli-test-token" not in srv.stderr.read()
+        log.close()
+    assert code == 0 and "cli-test-token" not in (tmp_path / "replay.log").read_text()

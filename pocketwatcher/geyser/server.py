@@ -294,11 +294,13 @@ class ReplayServer:
                                                  last_valid_block_height=height + MAX_RECENT_BLOCKHASHES)
 
         def is_blockhash_valid(req):
-            """Valid: a block at or below the commitment's newest, within the last
-            MAX_RECENT_BLOCKHASHES block heights of it."""
+            """Valid: the hash's block reached the commitment (a block of an abandoned fork
+            never does), within the last MAX_RECENT_BLOCKHASHES block heights of the newest."""
+            c = self._commitment(req)
             slot, _, height = self._block(req)
             b = idx.blockhashes.get(req.blockhash)
-            valid = b is not None and b[0] <= slot and b[2] + MAX_RECENT_BLOCKHASHES >= height
+            valid = b is not None and b[0] <= slot and b[2] + MAX_RECENT_BLOCKHASHES >= height \
+                and idx.committed(b[0], c)
             return pb.IsBlockhashValidResponse(slot=slot, valid=valid)
 
         def get_version(req):

@@ -34,6 +34,14 @@ CREATE_V2 = bytes([214, 144, 76, 236, 95, 139, 49, 180])
 _q = struct.Struct("<Q").pack
 
 
+def mint_rents(tok: Token) -> tuple[int, int]:
+    """(the mint's rent, the top-up part of it). The mint is created at 234 bytes, then
+    topped up for its metadata (a 4-byte TLV header, 80 bytes of fields and the three
+    strings): MrD2… tops up 894,080 for 410 bytes."""
+    top_up = 5_080 * (84 + len(tok.name) + len(tok.symbol) + len(tok.uri))
+    return rent(234) + top_up, top_up
+
+
 class CreateTx:
     def __init__(self, enc: Encoder) -> None:
         self.enc = enc
@@ -53,10 +61,7 @@ class CreateTx:
         pre = sh.snapshot(full)
         fee = tx_fee(2, cu_limit, cu_price)
         user = w.acct
-        # the mint is created at 234 bytes, then topped up for its metadata (a 4-byte TLV
-        # header, 80 bytes of fields and the three strings): MrD2… tops up 894,080 for 410 bytes
-        top_up = 5_080 * (84 + len(tok.name) + len(tok.symbol) + len(tok.uri))
-        mint_rent = rent(234) + top_up
+        mint_rent, top_up = mint_rents(tok)
         c = tok.curve
         meta = _s(tok.name) + _s(tok.symbol) + _s(tok.uri)
         e = ev.create_event(tok.name, tok.symbol, tok.uri, tok.mint.pk, tok.bc.pk, user.pk, user.pk, ts,

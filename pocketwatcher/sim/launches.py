@@ -21,6 +21,7 @@ from .agents import RESERVE, SOL
 from .amm import Pool
 from .archetypes import AMM_PHASES, Life
 from .config import ARCHETYPES
+from .createtx import mint_rents
 from .curve import POOL_MIGRATION_FEE
 from .entities import CURVE_RENT, UVA_RENT, Token
 from .pumpswaptx import LP_MINT_RENT, POOL_RENT
@@ -132,7 +133,7 @@ class Launches:
             tok.pre_existing = True
             age = int(rng.uniform(3_000, 40_000))
             tok.launch_slot = m.cfg.start_slot - age
-            tok.mint.set_lam(3_500_000)
+            tok.mint.set_lam(mint_rents(tok)[0])
             tok.bc.set_lam(CURVE_RENT)
             tok.abc.set_lam(T22_RENT)
             tok.abc.set_tok(tok.curve.supply)

@@ -171,6 +171,7 @@ def export_capture(capture: Path, out_dir: Path, *, progress: bool = True) -> di
     summary = {"capture": str(capture), "updates": total, "transactions": txs, "swaps": swaps.count,
                "events": len(events), "transfers": len(transfers), "slots_with_time": len(clock),
                "no_swap_reasons": dict(STATS.reasons), "truncated_capture": reader.truncated,
+               "damaged_capture": reader.damaged,
                "dead_slot_transactions": dropped}
     (out_dir / "export.json").write_text(json.dumps(summary, indent=2))
     return summary

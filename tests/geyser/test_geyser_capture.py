@@ -108,10 +108,9 @@ def test_an_unclosed_writers_flushed_records_all_read_back(tmp_path):
     assert list(r) == raw and not r.truncated
 
 
-def test_corrupt_data_ends_the_stream_with_a_prefix(tmp_path):
-    """A garbled block ends the stream with ``truncated`` set, never with a wrong record.
-    The records decoded from the same read (32 KiB of the file) as the garbled block are
-    lost with it: a zstd error leaves no partial output."""
+def test_a_broken_block_ends_the_stream_and_says_so(tmp_path):
+    """A garbled block header ends the stream at once with ``damaged`` set. The records
+    decoded from the same 32 KiB read are lost with it: zstd gives no partial output."""
     raw = [u.SerializeToString() for u in standard_updates()] * 100
     path = tmp_path / "c.pwcap"
     sizes = _flushed_every(path, raw, 100)
@@ -120,7 +119,31 @@ def test_corrupt_data_ends_the_stream_with_a_prefix(tmp_path):
     path.write_bytes(bytes(data))
     r = CaptureReader(path)
     got = list(r)
-    assert got == raw[:len(got)] and len(got) < len(raw) and r.truncated
+    assert got == raw[:len(got)] and len(got) < len(raw) and r.truncated and r.damaged
+
+
+def test_any_flipped_bit_is_noticed_by_the_end(tmp_path):
+    """The frame's checksum: whatever bit is flipped, reading to the end says ``damaged``
+    (a bit inside compressed data can decode to wrong records first)."""
+    import random
+
+    raw = [u.SerializeToString() for u in standard_updates()] * 300
+    path, bad = tmp_path / "whole.pwcap", tmp_path / "flipped.pwcap"
+    with CaptureWriter(path, level=3) as w:
+        w.write_many(raw)
+    data = path.read_bytes()
+    head = len(data) - len(data.split(b"\x28\xb5\x2f\xfd", 1)[1]) + 4  # after the zstd magic
+    rng = random.Random(7)
+    for _ in range(25):
+        flipped = bytearray(data)
+        i = rng.randrange(head, len(data))
+        flipped[i] ^= 1 << rng.randrange(8)
+        bad.write_bytes(bytes(flipped))
+        r = CaptureReader(bad)
+        list(r)
+        assert r.damaged, i
+    r = CaptureReader(path)
+    assert list(r) == raw and not r.damaged and not r.truncated
 
 
 def test_a_capture_of_no_records_is_empty_not_truncated(tmp_path):

@@ -173,6 +173,27 @@ def test_unary_rpcs(capture):
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_a_block_of_an_abandoned_fork_is_not_valid_at_confirmed(tmp_path):
+    from geyser_helpers import meta_update, slot_update
+
+    ups = [slot_update(200, pb.SLOT_PROCESSED, 0), meta_update(200, 0),
+           slot_update(201, pb.SLOT_PROCESSED, 0), meta_update(201, 0),  # a fork that never confirms
+           slot_update(202, pb.SLOT_PROCESSED, 0), meta_update(202, 0),
+           slot_update(200, pb.SLOT_CONFIRMED, 0), slot_update(202, pb.SLOT_CONFIRMED, 0),
+           slot_update(200, pb.SLOT_FINALIZED, 0)]
+    cap = write_capture(tmp_path / "fork.pwcap", ups)
+    with ReplayServer(cap) as srv, grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+        stub = geyser_pb2_grpc.GeyserStub(channel)
+
+        def valid(blockhash, commitment):
+            return stub.IsBlockhashValid(pb.IsBlockhashValidRequest(blockhash=blockhash, commitment=commitment)).valid
+
+        assert [valid(f"hash{s}", pb.PROCESSED) for s in (200, 201, 202)] == [True, True, True]
+        assert [valid(f"hash{s}", pb.CONFIRMED) for s in (200, 201, 202)] == [True, False, True]
+        assert [valid(f"hash{s}", pb.FINALIZED) for s in (200, 201, 202)] == [True, False, False]
+        assert stub.GetSlot(pb.GetSlotRequest(commitment=pb.CONFIRMED)).slot == 202
+
+
 def test_x_token(capture):
     token = "s3cret-t0ken"
     with ReplayServer(capture, x_token=token, end_of_stream="close") as srv, \
