@@ -7,7 +7,7 @@ Layout (all integers little-endian)::
     compression  u8        1 = zstd (the only one written; 0 = none is readable)
     meta_len     u32       length of the JSON metadata that follows
     meta         meta_len  UTF-8 JSON object (source, created_at, seed, ...)
-    body         ...       the record stream, compressed as one zstd frame
+    body         ...       the record stream, compressed as one zstd frame (with its content checksum)
 
     record := varint(len) payload          payload = SubscribeUpdate bytes
 

@@ -117,13 +117,7 @@ class Filter:
         elif rec.kind == BLOCK_META:
             return self._meta_prefix + rec.body if self.blocks_meta else None
         names = self.names(rec)
-        if not names:
-            return None
-        prefix = self._prefix.get(names)
-        if prefix is None:
-            prefix = self._prefix[names] = filters_prefix(names)
-        return prefix + rec.body
-
+        return self._prefixed(names) + rec.body if names else None
 
     def _render_status(self, rec: Record) -> bytes | None:
         names = tuple(f.name for f in self.tx_status if f.matches(rec))
@@ -132,10 +126,14 @@ class Filter:
         body = rec.status_body
         if body is None:
             body = rec.status_body = _status_body(rec.body)
+        return self._prefixed(names) + body
+
+    def _prefixed(self, names: tuple[str, ...]) -> bytes:
+        """The ``filters`` field naming ``names``, encoded once per set of names."""
         prefix = self._prefix.get(names)
         if prefix is None:
             prefix = self._prefix[names] = filters_prefix(names)
-        return prefix + body
+        return prefix
 
 
 def _status_body(tx_update: bytes) -> bytes:

@@ -75,7 +75,7 @@ class CaptureIndex:
         self.first_slot: int | None = None
         self.last_slot = 0
         self.status_slot: dict[int, int] = {}
-        self.reached: dict[int, set[int]] = {}  # CONFIRMED / FINALIZED -> the slots the capture says got there
+        self.reached: dict[int, set[int]] = {}  # CONFIRMED / FINALIZED -> the slots that got at least there
         self.blocks: list[tuple[int, str, int]] = []  # (slot, blockhash, block_height)
         intern: dict[bytes, bytes] = {}
         t = 0.0
@@ -127,8 +127,8 @@ class CaptureIndex:
             rec.status = u.slot.status
             if rec.status in (PROCESSED, CONFIRMED, FINALIZED):
                 self.status_slot[rec.status] = max(self.status_slot.get(rec.status, 0), rec.slot)
-                if rec.status != PROCESSED:
-                    self.reached.setdefault(rec.status, set()).add(rec.slot)
+                for c in (CONFIRMED, FINALIZED)[:rec.status]:  # finalized is confirmed too
+                    self.reached.setdefault(c, set()).add(rec.slot)
         elif kind == BLOCK_META:
             bm = u.block_meta
             rec = Record(BLOCK_META, bm.slot, t, body)
@@ -176,8 +176,7 @@ class CaptureIndex:
         without statuses at that commitment carries no such information: every slot did."""
         if commitment == PROCESSED or commitment not in self.status_slot:
             return True
-        return slot in self.reached.get(commitment, ()) or (
-            commitment == CONFIRMED and slot in self.reached.get(FINALIZED, ()))
+        return slot in self.reached[commitment]
 
     def latest_block(self, commitment: int) -> tuple[int, str, int] | None:
         """The newest block_meta at or below the newest slot seen at ``commitment``."""
